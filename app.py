@@ -1,0 +1,68 @@
+"""mmdemo: a multimodal chat demo. ``python app.py --help`` lists the settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from mmdemo import presets  # noqa: E402
+from mmdemo.chat import ChatService  # noqa: E402
+from mmdemo.conversation import Budget  # noqa: E402
+from mmdemo.errors import UserError  # noqa: E402
+from mmdemo.settings import Settings, parse_settings  # noqa: E402
+
+log = logging.getLogger("mmdemo")
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+EXAMPLES = [
+    {"text": "Describe this picture in two sentences.", "files": [str(ASSETS / "scene.png")]},
+    {"text": "What does this chart show? Which month is highest?", "files": [str(ASSETS / "chart.png")]},
+    {"text": "", "files": [str(ASSETS / "scene.png"), str(ASSETS / "question.wav")]},
+    {"text": "What does the speaker say?", "files": [str(ASSETS / "hello.wav")]},
+]
+
+
+def build_service(settings: Settings) -> ChatService:
+    """The engine (model loads in the background, so the page is up at once) and the chat service."""
+    from mmdemo.engines.asr import WhisperTranscriber
+    from mmdemo.engines.local import TransformersEngine, resolve_device
+
+    device = resolve_device(settings.device)
+    model_id = settings.model or presets.default_model(device)
+    engine = TransformersEngine(model_id, device, presets.processor_kwargs(model_id, device))
+    engine.check()
+    transcriber = WhisperTranscriber(settings.asr_model or presets.default_asr_model(device), device)
+    budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
+                    settings.max_context_audio)
+    return ChatService(engine, transcriber, budget, settings.max_new_tokens)
+
+
+def main() -> None:
+    """Parse settings, start loading the model, build the page and serve it."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = parse_settings()
+    try:
+        service = build_service(settings)
+    except UserError as exc:
+        sys.exit(f"mmdemo: {exc}")
+    threading.Thread(target=_warm_up, args=(service,), name="mmdemo-load", daemon=True).start()
+
+    from mmdemo.ui import build_demo, launch
+
+    launch(build_demo(service, settings, EXAMPLES), settings)
+
+
+def _warm_up(service: ChatService) -> None:
+    try:
+        service.warm_up()
+    except UserError as exc:
+        log.error("%s", exc)
+
+
+if __name__ == "__main__":
+    main()

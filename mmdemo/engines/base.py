@@ -1,0 +1,80 @@
+"""The small interface every engine implements, in the spirit of ``llm``'s model plugins."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a loaded model takes as input."""
+
+    image: bool
+    audio: bool
+    audio_sampling_rate: int = 16000
+    max_audio_seconds: float = 30.0
+    context_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling settings for one answer; ``temperature == 0`` means greedy decoding."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.9
+
+
+@dataclass
+class GenerationStats:
+    """Filled in by an engine while it answers; read it once the stream ends."""
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    first_token_s: float | None = None  # from the request to the first generated token
+    total_s: float = 0.0
+    cancelled: bool = False
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode speed after the first token."""
+        decode_s = self.total_s - (self.first_token_s or 0.0)
+        return (self.generated_tokens - 1) / decode_s if self.generated_tokens > 1 and decode_s > 0 else None
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Where the engine stands, for the status line and health checks."""
+
+    state: Literal["loading", "ready", "failed"]
+    model: str
+    device: str = ""
+    detail: str = ""
+
+
+class Engine(Protocol):
+    """A model that turns chat messages into a stream of text.
+
+    ``messages`` use the Hugging Face chat format: ``{"role", "content": [parts]}`` where a part is
+    ``{"type": "text", "text": str}``, ``{"type": "image", "image": PIL.Image}`` or
+    ``{"type": "audio", "audio": numpy float32 array at capabilities.audio_sampling_rate}``.
+    """
+
+    def load(self) -> None:
+        """Load the model (blocking, idempotent, thread-safe); raise ``UserError`` when it cannot."""
+
+    def status(self) -> EngineStatus:
+        """Current loading state; never blocks."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Inputs the model takes; loads the model first if needed."""
+
+    def stream(
+        self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
+        stats: GenerationStats | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer in text deltas; stop generating soon after ``cancel`` is set; fill ``stats``."""

@@ -1,0 +1,232 @@
+"""The local engine: a transformers checkpoint loaded once and shared by every request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForMultimodalLM,
+    AutoProcessor,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
+
+from mmdemo.engines.base import Capabilities, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU on this machine.")
+    return device
+
+
+def pick_dtype(device: str) -> torch.dtype:
+    """bf16 on GPUs that have it and on CPUs that compute it natively (AVX-512 BF16 / AMX), else fp16/fp32."""
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+
+
+class _Watch(StoppingCriteria):
+    """Called after every generated token: counts and times them, and stops once ``cancel`` is set."""
+
+    def __init__(self, cancel: threading.Event, stats: GenerationStats, started: float) -> None:
+        self.cancel = cancel
+        self.stats = stats
+        self.started = started
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+        self.stats.generated_tokens += 1
+        if self.stats.first_token_s is None:
+            self.stats.first_token_s = time.perf_counter() - self.started
+        stop = self.cancel.is_set()
+        self.stats.cancelled |= stop
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class TransformersEngine:
+    """Runs any image/audio-text-to-text checkpoint that ``AutoModelForMultimodalLM`` knows."""
+
+    def __init__(self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None) -> None:
+        self.model_id = model_id
+        self.device = device
+        self.dtype = pick_dtype(device)
+        self.processor_kwargs = processor_kwargs or {}
+        self._lock = threading.Lock()
+        self._model = None
+        self._processor = None
+        self._capabilities: Capabilities | None = None
+        self._status = EngineStatus("loading", model_id, device)
+
+    def status(self) -> EngineStatus:
+        """Current loading state."""
+        return self._status
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Inputs the loaded model takes."""
+        self.load()
+        assert self._capabilities is not None
+        return self._capabilities
+
+    def check(self) -> None:
+        """Fail fast, before any weights load, when ``model_id`` names no checkpoint."""
+        try:
+            AutoConfig.from_pretrained(self.model_id)
+        except Exception as exc:
+            raise UserError(_load_error(self.model_id, exc)) from exc
+
+    def load(self) -> None:
+        """Load processor and model once; later calls return at once (or wait for the first)."""
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            if self._status.state == "failed":
+                raise UserError(self._status.detail)
+            started = time.perf_counter()
+            try:
+                self._load()
+            except Exception as exc:
+                detail = _load_error(self.model_id, exc)
+                log.exception("loading %s failed", self.model_id)
+                self._status = EngineStatus("failed", self.model_id, self.device, detail)
+                raise UserError(detail) from exc
+            seconds = time.perf_counter() - started
+            dtype = str(self.dtype).removeprefix("torch.")
+            self._status = EngineStatus("ready", self.model_id, self.device, f"{dtype}, loaded in {seconds:.1f} s")
+            log.info("loaded %s on %s (%s) in %.1f s", self.model_id, self.device, dtype, seconds)
+
+    def _load(self) -> None:
+        config = AutoConfig.from_pretrained(self.model_id)
+        if getattr(config, "enable_audio_output", False):
+            config.enable_audio_output = False  # text out: omni models' speech head stays unloaded
+        processor = AutoProcessor.from_pretrained(self.model_id)
+        model = AutoModelForMultimodalLM.from_pretrained(self.model_id, config=config, dtype=self.dtype)
+        model.to(self.device).eval()
+        feature_extractor = getattr(processor, "feature_extractor", None)
+        rate = getattr(feature_extractor, "sampling_rate", 16000)
+        text_config = model.config.get_text_config()
+        self._capabilities = Capabilities(
+            image=getattr(processor, "image_processor", None) is not None,
+            audio=feature_extractor is not None and _has_audio_encoder(model.config),
+            audio_sampling_rate=rate,
+            max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
+            context_tokens=getattr(text_config, "max_position_embeddings", None),
+        )
+        self._processor = processor
+        self._model = model
+
+    def stream(
+        self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
+        stats: GenerationStats | None = None,
+    ) -> Iterator[str]:
+        """Generate in a worker thread and yield text deltas as the streamer produces them."""
+        started = time.perf_counter()
+        stats = stats if stats is not None else GenerationStats()
+        self.load()
+        inputs = self._prepare(messages)
+        stats.prompt_tokens = int(inputs["input_ids"].shape[-1])
+        max_new_tokens = self._check_context(stats.prompt_tokens, params.max_new_tokens)
+        tokenizer = self._processor.tokenizer
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        sampling = (
+            {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+            if params.temperature > 0
+            else {"do_sample": False}
+        )
+        failure: list[BaseException] = []
+        # Omni models (thinker + talker) generate their text with the thinker.
+        generator = getattr(self._model, "thinker", self._model)
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    generator.generate(
+                        **inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
+                        stopping_criteria=StoppingCriteriaList([_Watch(cancel, stats, started)]),
+                        pad_token_id=tokenizer.pad_token_id,
+                    )
+            except BaseException as exc:  # surfaced in the consumer below
+                failure.append(exc)
+                streamer.end()
+            stats.total_s = time.perf_counter() - started
+            speed = stats.tokens_per_s
+            log.info(
+                "answer: %d prompt tokens, %d generated%s, first token %.2f s, %s tok/s",
+                stats.prompt_tokens, stats.generated_tokens, " (stopped)" if stats.cancelled else "",
+                stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
+            )
+
+        worker = threading.Thread(target=run, name="mmdemo-generate", daemon=True)
+        worker.start()
+        try:
+            for text in streamer:
+                if text:
+                    yield text
+        finally:
+            cancel.set()  # a consumer that stops early (Stop, disconnect) ends the generation too
+        worker.join()
+        if failure:
+            raise _generate_error(failure[0]) from failure[0]
+
+    def _prepare(self, messages: list[dict]) -> dict:
+        try:
+            inputs = self._processor.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+                sanitize_control_tokens=True, processor_kwargs=self.processor_kwargs,
+            )
+        except (ValueError, TypeError) as exc:
+            log.exception("processor failed on the request")
+            raise UserError(f"The model's processor could not prepare this request: {exc}") from exc
+        return inputs.to(self.device, dtype=self.dtype)
+
+    def _check_context(self, prompt_tokens: int, max_new_tokens: int) -> int:
+        limit = self._capabilities.context_tokens if self._capabilities else None
+        if limit is None:
+            return max_new_tokens
+        if prompt_tokens >= limit:
+            raise UserError(
+                f"This conversation is {prompt_tokens} tokens long, but the model reads at most {limit}. "
+                "Press Clear to start over, or send a shorter message or fewer images and clips."
+            )
+        return min(max_new_tokens, limit - prompt_tokens)
+
+
+def _has_audio_encoder(config: object) -> bool:
+    thinker = getattr(config, "thinker_config", config)
+    return getattr(thinker, "audio_config", None) is not None
+
+
+def _load_error(model_id: str, exc: Exception) -> str:
+    where = "local folder" if Path(model_id).exists() else "model id"
+    if isinstance(exc, OSError):
+        return (f"Could not load the model from {where} '{model_id}': no usable checkpoint there "
+                "(check the name or path, and the network or Hugging Face cache for a Hub id).")
+    return f"Could not load the model from {where} '{model_id}': {type(exc).__name__}: {exc}"
+
+
+def _generate_error(exc: BaseException) -> Exception:
+    if isinstance(exc, torch.OutOfMemoryError):
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return UserError(
+            "The model ran out of memory on this request. Lower 'Max new tokens', send fewer or smaller "
+            "images, or press Clear to shorten the conversation."
+        )
+    log.error("generation failed", exc_info=exc)
+    return RuntimeError("Generation failed on the server; the error is in the server log.")

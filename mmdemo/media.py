@@ -1,0 +1,181 @@
+"""Image and audio loading: validation and normalisation before a processor sees them.
+
+Images come out as RGB ``PIL.Image`` (EXIF orientation applied, first frame of animations,
+transparency flattened on white, within a pixel budget). Audio comes out as mono float32 numpy
+at the rate the model expects. Every failure is a :class:`UserError` naming the file, never a path.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mmdemo.errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_FORMATS = "PNG, JPEG, WebP, GIF, BMP, TIFF"
+AUDIO_FORMATS = "WAV, FLAC, MP3, OGG/Opus, WebM, M4A/AAC"
+_AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".webm", ".m4a", ".aac", ".mp4", ".weba"}
+MIN_IMAGE_SIDE = 32  # vision encoders need a few patches; tinier images are upscaled
+MAX_ASPECT = 20  # wider or taller images are padded, as some processors refuse extreme ratios
+MAX_DECODE_PIXELS = 64_000_000  # larger declared sizes are refused before decoding (decompression bombs)
+
+
+@dataclass
+class Loaded:
+    """A decoded media item and the notes worth telling the user about it."""
+
+    data: object
+    notes: list[str] = field(default_factory=list)
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """The file's own name (never its folder), for messages."""
+    return Path(path).name
+
+
+def media_kind(path: str | os.PathLike, mime_type: str | None = None) -> str:
+    """``"image"``, ``"audio"`` or ``"other"``, from the MIME type or the file name."""
+    mime = mime_type or mimetypes.guess_type(str(path))[0] or ""
+    if mime.startswith("image/"):
+        return "image"
+    if mime.startswith("audio/") or Path(path).suffix.lower() in _AUDIO_SUFFIXES:
+        return "audio"
+    return "other"
+
+
+def load_image(path: str | os.PathLike, max_pixels: int) -> Loaded:
+    """Open, validate and normalise an image to RGB within ``max_pixels``."""
+    name = display_name(path)
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            width, height = image.size
+            if width * height > MAX_DECODE_PIXELS:
+                raise UserError(
+                    f"The image '{name}' is {width}×{height} pixels, more than this demo decodes "
+                    f"({MAX_DECODE_PIXELS // 1_000_000} megapixels). Please send a smaller image."
+                )
+            if getattr(image, "n_frames", 1) > 1:
+                notes.append(f"'{name}' is animated; the model sees its first frame only.")
+            image.seek(0)
+            image.load()
+    except UserError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UserError(f"The image '{name}' declares an enormous size and was refused. Please send a normal photo.") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        log.info("unreadable image %s: %s", name, exc)
+        raise UserError(
+            f"The image '{name}' could not be read: it is damaged or not an image. Supported formats: {IMAGE_FORMATS}."
+        ) from exc
+    image = ImageOps.exif_transpose(image)
+    image = _to_rgb(image)
+    image = _fit(image, max_pixels, name, notes)
+    return Loaded(image, notes)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        span = float(array.max() - array.min()) or 1.0
+        return Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
+def _fit(image: Image.Image, max_pixels: int, name: str, notes: list[str]) -> Image.Image:
+    """Pad extreme aspect ratios, upscale tiny images and downscale to the pixel budget."""
+    width, height = image.size
+    long_side, short_side = max(width, height), min(width, height)
+    if long_side > MAX_ASPECT * short_side:
+        cap = int((max_pixels * MAX_ASPECT) ** 0.5)  # longest side that still fits the budget once padded
+        if long_side > cap:
+            scale = cap / long_side
+            image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BICUBIC)
+            width, height = image.size
+        canvas = (max(width, height // MAX_ASPECT), max(height, width // MAX_ASPECT))
+        padded = Image.new("RGB", canvas, (255, 255, 255))
+        padded.paste(image, ((canvas[0] - width) // 2, (canvas[1] - height) // 2))
+        image = padded
+        notes.append(f"'{name}' is very narrow ({long_side}:{short_side}); it was padded to a {MAX_ASPECT}:1 ratio.")
+        width, height = image.size
+    if min(width, height) < MIN_IMAGE_SIDE:
+        scale = MIN_IMAGE_SIDE / min(width, height)
+        image = image.resize((round(width * scale), round(height * scale)), Image.BICUBIC)
+        width, height = image.size
+    if width * height > max_pixels:
+        scale = (max_pixels / (width * height)) ** 0.5
+        size = (max(MIN_IMAGE_SIDE, int(width * scale)), max(MIN_IMAGE_SIDE, int(height * scale)))
+        image = image.resize(size, Image.LANCZOS)
+        notes.append(f"'{name}' was downscaled from {width}×{height} to {size[0]}×{size[1]} pixels.")
+    return image
+
+
+def load_audio(path: str | os.PathLike, sampling_rate: int, max_seconds: float) -> Loaded:
+    """Decode any supported audio file to mono float32 at ``sampling_rate``, trimmed to ``max_seconds``."""
+    name = display_name(path)
+    if os.path.getsize(path) == 0:
+        raise UserError(f"The audio file '{name}' is empty (0 bytes). Please record or attach the clip again.")
+    try:
+        samples, rate = _decode(path)
+    except Exception as exc:
+        log.info("unreadable audio %s: %s", name, exc)
+        raise UserError(
+            f"The audio file '{name}' could not be decoded: it is damaged or not audio. "
+            f"Supported formats: {AUDIO_FORMATS}."
+        ) from exc
+    if samples.size == 0 or rate <= 0:
+        raise UserError(f"The audio file '{name}' holds no sound. Please record or attach the clip again.")
+    samples = np.nan_to_num(samples.astype(np.float32, copy=False))
+    if rate != sampling_rate:
+        import soxr
+
+        samples = soxr.resample(samples, rate, sampling_rate).astype(np.float32, copy=False)
+    notes = []
+    limit = int(max_seconds * sampling_rate)
+    if samples.size > limit:
+        notes.append(
+            f"'{name}' is {samples.size / sampling_rate:.0f} s long; only its first {max_seconds:.0f} s are used."
+        )
+        samples = samples[:limit]
+    return Loaded(np.clip(samples, -1.0, 1.0), notes)
+
+
+def _decode(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """soundfile first (WAV, FLAC, OGG, MP3); PyAV's bundled ffmpeg for the rest (WebM, M4A...)."""
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        return samples.mean(axis=1), int(rate)
+    except soundfile.LibsndfileError:
+        pass
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise ValueError("no audio stream")
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or 16000
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = [
+            out.to_ndarray().reshape(-1)
+            for frame in container.decode(stream)
+            for out in resampler.resample(frame)
+        ]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), int(rate)

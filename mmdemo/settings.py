@@ -1,0 +1,87 @@
+"""Settings from the command line, with ``MMDEMO_*`` environment variables as defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app can be configured with. ``None`` model ids mean "the default for the device"."""
+
+    model: str | None = None
+    asr_model: str | None = None
+    device: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_new_tokens: int = 512
+    max_image_pixels: int = 1024 * 1024
+    max_audio_seconds: float = 60.0
+    max_context_images: int = 4
+    max_context_audio: int = 4
+    concurrency: int = 1
+    max_file_mb: int = 50
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+
+_HELP = {
+    "model": "model id on the Hugging Face Hub or a local folder (default: chosen for the device; see README)",
+    "asr_model": "Whisper checkpoint used to transcribe speech for models without an audio encoder",
+    "device": "where the model runs: auto (CUDA when available), cpu or cuda",
+    "host": "interface to listen on; use 0.0.0.0 to expose the demo on your network",
+    "port": "port to listen on",
+    "max_new_tokens": "default and upper limit of tokens generated per answer",
+    "max_image_pixels": "images are downscaled to at most this many pixels before the processor sees them",
+    "max_audio_seconds": "longer clips are trimmed to this length",
+    "max_context_images": "images kept in the model's context; older ones are dropped with a notice",
+    "max_context_audio": "audio clips kept in the model's context; older ones are dropped with a notice",
+    "concurrency": "generations run at the same time; further requests wait in the queue",
+    "max_file_mb": "largest upload accepted, in megabytes",
+    "system_prompt": "default system prompt (editable in the page)",
+}
+
+
+def _env_name(field_name: str) -> str:
+    return "MMDEMO_" + field_name.upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each flag also reads ``MMDEMO_<FLAG>`` from the environment."""
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="mmdemo: a multimodal chat demo. Give it images, voice clips and text; "
+        "watch a pretrained multimodal model stream its answer.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Every flag can also be set as an environment variable, e.g. MMDEMO_MODEL, MMDEMO_PORT.",
+    )
+    defaults = Settings()
+    for f in fields(Settings):
+        default = getattr(defaults, f.name)
+        kind = type(default) if default is not None else str
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict = {"type": kind, "help": f"{_HELP[f.name]} [env {_env_name(f.name)}]"}
+        if f.name == "device":
+            kwargs["choices"] = ["auto", "cpu", "cuda"]
+        # argparse converts a string default with ``type``, so a bad MMDEMO_* value is reported like a bad flag.
+        kwargs["default"] = os.environ.get(_env_name(f.name)) or default
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None = None) -> Settings:
+    """Parse ``argv`` (``sys.argv[1:]`` when ``None``) into validated settings."""
+    parser = build_parser()
+    settings = Settings(**vars(parser.parse_args(argv)))
+    for name in ("port", "max_new_tokens", "max_image_pixels", "concurrency", "max_file_mb"):
+        if getattr(settings, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if settings.max_audio_seconds <= 0:
+        parser.error("--max-audio-seconds must be positive")
+    if settings.device not in ("auto", "cpu", "cuda"):  # argparse does not check defaults against choices
+        parser.error(f"--device must be auto, cpu or cuda, not {settings.device!r}")
+    return settings

@@ -1,0 +1,174 @@
+"""The Gradio page and the ``/chat`` API, built around a :class:`ChatService` (no torch here)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+
+from mmdemo.chat import ChatService
+from mmdemo.engines.base import EngineStatus
+from mmdemo.errors import UserError
+from mmdemo.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+UPDATE_INTERVAL_S = 0.04  # at most ~25 page updates a second, however fast tokens come
+DESCRIPTION = (
+    "Give the model **images, voice clips and text** (attach files, drop them in, or record with the "
+    "microphone) and watch the answer stream back. Earlier turns, with their media, stay in context."
+)
+CSS = """
+#status { font-size: 0.9em; opacity: 0.85; }
+#chat .message img { max-width: 100%; height: auto; }
+"""
+FAILED = "Something went wrong while answering; the details are in the server log. Please try again."
+
+
+def status_markdown(status: EngineStatus) -> str:
+    """One status line: which model, where, and whether it is ready."""
+    name = Path(status.model).name if Path(status.model).exists() else status.model
+    if status.state == "loading":
+        return f"⏳ Loading **{name}** on {status.device}… the first answer waits until it is ready."
+    if status.state == "failed":
+        return f"❌ **{name}** could not be loaded: {status.detail}"
+    return f"✅ **{name}** ready on {status.device} ({status.detail})"
+
+
+def _user_message(text: str, files: list[str]) -> dict:
+    return {"role": "user", "content": [{"path": f} for f in files] + ([text] if text.strip() else [])}
+
+
+def _split(message: dict | None) -> tuple[str, list[str]]:
+    message = message or {}
+    files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
+    return message.get("text") or "", files
+
+
+def build_demo(service: ChatService, settings: Settings, examples: list[dict] | None = None) -> gr.Blocks:
+    """The chat page, wired to ``service``; also exposes the ``/chat`` API endpoint."""
+
+    def respond(text: str, files: list[str], history: list[dict], system: str, max_tokens: float,
+                temperature: float, top_p: float) -> Iterator[tuple[str, str, str]]:
+        """Run one turn, turning UserError into a gr.Error and anything else into a logged generic error."""
+        try:
+            params = service.clamp(max_tokens, temperature, top_p)
+            for event in service.respond(text, files, history, system, params):
+                yield event.kind, event.text, event.title
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+        except gr.Error:
+            raise
+        except Exception as exc:
+            log.exception("chat turn failed")
+            raise gr.Error(FAILED, print_exception=False) from exc
+
+    def add_user_message(message: dict | None, chat: list[dict]) -> tuple[dict, list[dict], dict]:
+        text, files = _split(message)
+        if not text.strip() and not files:
+            raise gr.Error("The message is empty. Type a question, or attach an image or an audio clip.")
+        return gr.MultimodalTextbox(value=None, interactive=False), chat + [_user_message(text, files)], message
+
+    def bot_turn(message: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
+                 top_p: float) -> Iterator[list[dict]]:
+        text, files = _split(message)
+        history, shown = chat[:-1], list(chat)
+        answer: dict | None = None
+        last = 0.0
+        try:
+            for kind, delta, title in respond(text, files, history, system, max_tokens, temperature, top_p):
+                if kind == "notice":
+                    gr.Info(delta)
+                elif kind == "transcript":
+                    shown.append({"role": "assistant", "content": delta, "metadata": {"title": title}})
+                    yield shown
+                else:
+                    if answer is None:
+                        answer = {"role": "assistant", "content": ""}
+                        shown.append(answer)
+                    answer["content"] += delta
+                    if time.monotonic() - last >= UPDATE_INTERVAL_S:
+                        last = time.monotonic()
+                        yield shown
+        except gr.Error:
+            yield history  # the message that failed leaves the chat, so the next turn is not poisoned
+            raise
+        if answer is None:
+            shown.append({"role": "assistant", "content": "*(the model gave an empty answer)*"})
+        yield shown
+
+    def chat_api(message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
+                 top_p: float) -> Iterator[tuple[str, list[dict]]]:
+        text, files = _split(message)
+        answer = ""
+        for kind, delta, _ in respond(text, files, history, system, max_tokens, temperature, top_p):
+            if kind == "notice":
+                gr.Info(delta)
+            elif kind == "text":
+                answer += delta
+                yield answer, history
+        yield answer, history + [_user_message(text, files), {"role": "assistant", "content": answer}]
+
+    def status() -> tuple[str, gr.Timer]:
+        current = service.engine.status()
+        return status_markdown(current), gr.Timer(active=current.state == "loading")
+
+    with gr.Blocks(title="mmdemo · multimodal chat", fill_height=True) as demo:
+        gr.Markdown("# mmdemo · multimodal chat")
+        gr.Markdown(DESCRIPTION)
+        status_line = gr.Markdown(status_markdown(service.engine.status()), elem_id="status")
+        chatbot = gr.Chatbot(label="Chat", elem_id="chat", scale=1, min_height=420, layout="bubble",
+                             buttons=["copy"], placeholder="Attach an image or a voice clip and ask about it.")
+        textbox = gr.MultimodalTextbox(
+            placeholder="Ask about an image or a voice clip… (Enter sends, Shift+Enter adds a line)",
+            file_types=["image", "audio"], file_count="multiple", sources=["upload", "microphone"],
+            show_label=False, submit_btn=False, elem_id="input",
+        )
+        with gr.Row():
+            send = gr.Button("Send", variant="primary", elem_id="send")
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+            clear = gr.Button("Clear", elem_id="clear")
+        with gr.Accordion("Generation settings", open=False):
+            system = gr.Textbox(label="System prompt", value=settings.system_prompt, lines=2)
+            max_tokens = gr.Slider(1, settings.max_new_tokens, value=min(256, settings.max_new_tokens), step=1,
+                                   label="Max new tokens")
+            temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p")
+        if examples:
+            gr.Examples(examples=[[e] for e in examples], inputs=[textbox], label="Examples: click one, then Send")
+        pending = gr.State()
+        api_history = gr.State([])
+        api_answer = gr.Textbox(visible=False)
+        api_button = gr.Button(visible=False)
+        timer = gr.Timer(1.0)
+
+        settings_inputs = [system, max_tokens, temperature, top_p]
+        turn = gr.on([textbox.submit, send.click], add_user_message, [textbox, chatbot], [textbox, chatbot, pending],
+                     queue=False, api_visibility="undocumented")
+        answering = turn.success(bot_turn, [pending, chatbot, *settings_inputs], [chatbot], concurrency_id="model",
+                              concurrency_limit=settings.concurrency, api_visibility="undocumented")
+        answering.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False,
+                    api_visibility="undocumented")
+        stop.click(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], cancels=[answering], queue=False,
+                   api_visibility="undocumented")
+        clear.click(lambda: ([], gr.MultimodalTextbox(value=None, interactive=True), []), None,
+                    [chatbot, textbox, api_history], cancels=[answering], queue=False, api_visibility="undocumented")
+        api_button.click(chat_api, [textbox, api_history, *settings_inputs], [api_answer, api_history],
+                         api_name="chat", concurrency_id="model", concurrency_limit=settings.concurrency)
+        timer.tick(status, None, [status_line, timer], queue=False, api_visibility="undocumented")
+        demo.load(status, None, [status_line, timer], queue=False, api_visibility="undocumented")
+    return demo
+
+
+def launch(demo: gr.Blocks, settings: Settings, **kwargs: object) -> None:
+    """Serve the page: queue sized by the settings, uploads capped, only assets/ readable besides uploads."""
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
+    demo.launch(
+        server_name=settings.host, server_port=settings.port, max_file_size=f"{settings.max_file_mb}mb",
+        allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS,
+        footer_links=["api", "settings"], **kwargs,
+    )
