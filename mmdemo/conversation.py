@@ -126,10 +126,23 @@ def build_messages(
     if system_prompt.strip():
         prepared.messages.append({"role": "system", "content": [{"type": "text", "text": clean_text(system_prompt)}]})
     for role, parts in turns:
-        content = [c for part in parts if (c := _convert(part, capabilities, budget, transcribe, prepared))]
+        content = [c for part in parts if (c := _safe_convert(part, capabilities, budget, transcribe, prepared))]
         if content:
             prepared.messages.append({"role": role, "content": content})
     return prepared
+
+
+def _safe_convert(
+    part: _Part, caps: Capabilities, budget: Budget, transcribe: Callable[[np.ndarray], str] | None,
+    prepared: Prepared,
+) -> dict | None:
+    """Convert a part; a history item that no longer loads becomes a placeholder instead of failing the turn."""
+    try:
+        return _convert(part, caps, budget, transcribe, prepared)
+    except UserError:
+        if part.new:
+            raise
+        return {"type": "text", "text": f"[an earlier {part.kind} could not be read]"}
 
 
 def _convert(

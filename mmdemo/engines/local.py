@@ -186,9 +186,11 @@ class TransformersEngine:
 
     def _prepare(self, messages: list[dict]) -> dict:
         try:
+            # User text is encoded as plain text: typed special tokens ("<image>") cannot break the prompt.
             inputs = self._processor.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-                sanitize_control_tokens=True, processor_kwargs=self.processor_kwargs,
+                sanitize_control_tokens=True,
+                processor_kwargs={"return_tensors": "pt", **self.processor_kwargs},
             )
         except (ValueError, TypeError) as exc:
             log.exception("processor failed on the request")

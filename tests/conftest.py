@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny checkpoints built once per session, engines on them, media files made on the fly."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile  # noqa: E402
+from PIL import Image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tiny_models import build_all  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Paths of the tiny checkpoints: smolvlm, qwen2_5_omni, whisper."""
+    return build_all(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def smolvlm_engine(tiny):
+    from mmdemo.engines.local import TransformersEngine
+
+    engine = TransformersEngine(str(tiny["smolvlm"]), "cpu")
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def omni_engine(tiny):
+    from mmdemo.engines.local import TransformersEngine
+
+    engine = TransformersEngine(str(tiny["qwen2_5_omni"]), "cpu")
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def transcriber(tiny):
+    from mmdemo.engines.asr import WhisperTranscriber
+
+    return WhisperTranscriber(str(tiny["whisper"]), "cpu")
+
+
+@pytest.fixture
+def image_file(tmp_path: Path):
+    """Write an image made with Pillow and return its path."""
+
+    def make(name: str = "photo.png", size: tuple[int, int] = (64, 48), mode: str = "RGB", color="red", **save):
+        path = tmp_path / name
+        Image.new(mode, size, color).save(path, **save)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def audio_file(tmp_path: Path):
+    """Write a tone with soundfile and return its path."""
+
+    def make(name: str = "clip.wav", seconds: float = 1.0, rate: int = 16000, channels: int = 1, **write):
+        t = np.arange(int(seconds * rate)) / rate
+        tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+        data = np.stack([tone] * channels, axis=1) if channels > 1 else tone
+        path = tmp_path / name
+        soundfile.write(path, data, rate, **write)
+        return path
+
+    return make
