@@ -61,9 +61,12 @@ class WhisperTranscriber:
             self._cache.move_to_end(key)
             return self._cache[key]
         self.load()
+        started = time.perf_counter()
         with self._lock:
             result = self._pipeline({"raw": samples, "sampling_rate": self.sampling_rate}, chunk_length_s=30)
         text = result["text"].strip()
+        log.info("transcribed %.1f s of audio in %.2f s", samples.size / self.sampling_rate,
+                 time.perf_counter() - started)
         self._cache[key] = text
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

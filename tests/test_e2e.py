@@ -1,0 +1,177 @@
+"""The real app as a subprocess on 127.0.0.1, driven through gradio_client like any API user."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+ANSWER_LOG = re.compile(r"answer: (\d+) prompt tokens, (\d+) generated( \(stopped\))?")
+MAX_TOKENS = 3000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``python app.py`` with a tiny model; its log is read by the tests."""
+
+    def __init__(self, model: Path, asr: Path, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log_path
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--model", str(model), "--asr-model", str(asr),
+             "--port", str(self.port), "--max-new-tokens", str(MAX_TOKENS)],
+            cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log()
+            if "loaded" in self.log():
+                try:
+                    if httpx.get(self.url, timeout=2).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.3)
+        self.stop()
+        raise AssertionError(f"app did not start within 120 s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def answers(self) -> list[tuple[int, int, bool]]:
+        """(prompt tokens, generated tokens, stopped) of every answer so far."""
+        return [(int(p), int(g), bool(s)) for p, g, s in ANSWER_LOG.findall(self.log())]
+
+    def wait_answers(self, count: int, timeout: float = 20) -> list[tuple[int, int, bool]]:
+        deadline = time.monotonic() + timeout
+        while len(self.answers()) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.answers()) >= count, self.log()[-3000:]
+        return self.answers()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module", params=["smolvlm", "qwen2_5_omni"])
+def server(request, tiny, tmp_path_factory):
+    srv = Server(tiny[request.param], tiny["whisper"], tmp_path_factory.mktemp("logs") / "app.log")
+    srv.arch = request.param
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server):
+    return Client(server.url, verbose=False)
+
+
+def stream(job) -> list[str]:
+    return [out for out in job]
+
+
+def test_image_question_streams_token_by_token(server, client):
+    job = client.submit({"text": "What is in this picture?", "files": [handle_file(ASSETS / "scene.png")]},
+                        max_tokens=200, temperature=0, api_name="/chat")
+    updates = stream(job)
+    assert len(updates) >= 3
+    assert all(b.startswith(a) for a, b in zip(updates, updates[1:]))  # each update extends the answer
+    assert job.outputs()[-1] == updates[-1] and len(updates[-1]) > len(updates[0])
+
+
+def test_voice_question(server, client):
+    before = len(server.answers())
+    answer = client.predict({"text": "", "files": [handle_file(ASSETS / "question.wav")]}, max_tokens=32,
+                            temperature=0, api_name="/chat")
+    assert isinstance(answer, str) and answer
+    prompt_tokens = server.wait_answers(before + 1)[-1][0]
+    if server.arch == "qwen2_5_omni":  # native audio: 3 s of speech become audio tokens in the prompt
+        assert prompt_tokens > 50
+    else:
+        assert "transcribed 2.5 s of audio" in server.log()  # the clip went through Whisper
+
+
+def test_conversation_keeps_earlier_turns(server, client):
+    before = len(server.answers())
+    client.predict({"text": "Describe it.", "files": [handle_file(ASSETS / "chart.png")]}, max_tokens=8,
+                   temperature=0, api_name="/chat")
+    client.predict({"text": "And which month is highest?", "files": []}, max_tokens=8, temperature=0,
+                   api_name="/chat")
+    first, second = server.wait_answers(before + 2)[-2:]
+    assert second[0] > first[0] + 5  # the second prompt carries the first turn, image included
+
+
+def test_stop_ends_generation_on_the_server(server, client):
+    before = len(server.answers())
+    job = client.submit({"text": "Tell me a long story.", "files": []}, max_tokens=MAX_TOKENS, temperature=0,
+                        api_name="/chat")
+    deadline = time.monotonic() + 30
+    while len(job.outputs()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job.cancel()
+    prompt, generated, stopped = server.wait_answers(before + 1)[-1]
+    assert stopped and generated < MAX_TOKENS
+
+
+def test_disconnected_client_frees_its_generation(server):
+    before = len(server.answers())
+    code = (
+        "import sys, os\n"
+        "from gradio_client import Client\n"
+        f"job = Client({server.url!r}, verbose=False).submit({{'text': 'Go on and on.', 'files': []}},"
+        f" max_tokens={MAX_TOKENS}, temperature=0, api_name='/chat')\n"
+        "for i, _ in enumerate(job):\n"
+        "    if i == 1: os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
+    prompt, generated, stopped = server.wait_answers(before + 1, timeout=30)[-1]
+    assert stopped and generated < MAX_TOKENS
+
+
+def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(server, client, tmp_path):
+    broken = tmp_path / "holiday.jpg"
+    broken.write_bytes(b"definitely not a jpeg")
+    with pytest.raises(AppError, match="The image 'holiday.jpg' could not be read") as exc:
+        client.predict({"text": "What is this?", "files": [handle_file(broken)]}, api_name="/chat")
+    assert str(tmp_path) not in str(exc.value)
+    with pytest.raises(AppError, match="The message is empty"):
+        client.predict({"text": "   ", "files": []}, api_name="/chat")
+    assert client.predict({"text": "Still there?", "files": []}, max_tokens=8, api_name="/chat")
+
+
+def test_page_and_api_are_served(server):
+    config = httpx.get(server.url + "config", timeout=5).json()
+    assert config["title"] == "mmdemo · multimodal chat"
+    info = Client(server.url, verbose=False).view_api(print_info=False, return_format="dict")
+    assert "/chat" in info["named_endpoints"]
+
+
+def test_missing_model_fails_at_start_with_one_line(tmp_path):
+    missing = tmp_path / "no-such-model"
+    result = subprocess.run([sys.executable, str(ROOT / "app.py"), "--model", str(missing), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("mmdemo: Could not load the model") and str(missing) in last
