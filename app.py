@@ -10,11 +10,11 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from mmdemo import presets  # noqa: E402
-from mmdemo.chat import ChatService  # noqa: E402
-from mmdemo.conversation import Budget  # noqa: E402
-from mmdemo.errors import UserError  # noqa: E402
-from mmdemo.settings import Settings, parse_settings  # noqa: E402
+from mmdemo import presets
+from mmdemo.chat import ChatService
+from mmdemo.conversation import Budget
+from mmdemo.errors import UserError
+from mmdemo.settings import Settings, parse_settings
 
 log = logging.getLogger("mmdemo")
 

@@ -73,7 +73,9 @@ def load_image(path: str | os.PathLike, max_pixels: int) -> Loaded:
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UserError(f"The image '{name}' declares an enormous size and was refused. Please send a normal photo.") from exc
+        raise UserError(
+            f"The image '{name}' declares an enormous size and was refused. Please send a normal photo."
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         log.info("unreadable image %s: %s", name, exc)
         raise UserError(

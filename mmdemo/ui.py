@@ -71,7 +71,7 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         text, files = _split(message)
         if not text.strip() and not files:
             raise gr.Error("The message is empty. Type a question, or attach an image or an audio clip.")
-        return gr.MultimodalTextbox(value=None, interactive=False), chat + [_user_message(text, files)], message
+        return gr.MultimodalTextbox(value=None, interactive=False), [*chat, _user_message(text, files)], message
 
     def bot_turn(message: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
                  top_p: float) -> Iterator[list[dict]]:
@@ -111,7 +111,7 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
             elif kind == "text":
                 answer += delta
                 yield answer, history
-        yield answer, history + [_user_message(text, files), {"role": "assistant", "content": answer}]
+        yield answer, [*history, _user_message(text, files), {"role": "assistant", "content": answer}]
 
     def status() -> tuple[str, gr.Timer]:
         current = service.engine.status()

@@ -58,7 +58,8 @@ def test_budget_keeps_newest_images(image_file):
     images = [p for m in prepared.messages for p in m["content"] if p["type"] == "image"]
     assert len(images) == 2
     assert "2 older images were left out" in prepared.notices[0]
-    assert prepared.messages[0]["content"][0] == {"type": "text", "text": "[an earlier image was removed to save context]"}
+    placeholder = {"type": "text", "text": "[an earlier image was removed to save context]"}
+    assert prepared.messages[0]["content"][0] == placeholder
 
 
 def test_audio_is_transcribed_for_models_without_audio(audio_file):

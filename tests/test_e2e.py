@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import socket
@@ -97,7 +98,7 @@ def test_image_question_streams_token_by_token(server, client):
                         max_tokens=200, temperature=0, api_name="/chat")
     updates = stream(job)
     assert len(updates) >= 3
-    assert all(b.startswith(a) for a, b in zip(updates, updates[1:]))  # each update extends the answer
+    assert all(b.startswith(a) for a, b in itertools.pairwise(updates))  # each update extends the answer
     assert job.outputs()[-1] == updates[-1] and len(updates[-1]) > len(updates[0])
 
 
@@ -131,7 +132,7 @@ def test_stop_ends_generation_on_the_server(server, client):
     while len(job.outputs()) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     job.cancel()
-    prompt, generated, stopped = server.wait_answers(before + 1)[-1]
+    _prompt, generated, stopped = server.wait_answers(before + 1)[-1]
     assert stopped and generated < MAX_TOKENS
 
 
@@ -146,7 +147,7 @@ def test_disconnected_client_frees_its_generation(server):
         "    if i == 1: os._exit(0)\n"
     )
     subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
-    prompt, generated, stopped = server.wait_answers(before + 1, timeout=30)[-1]
+    _prompt, generated, stopped = server.wait_answers(before + 1, timeout=30)[-1]
     assert stopped and generated < MAX_TOKENS
 
 

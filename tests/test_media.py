@@ -135,7 +135,8 @@ def test_long_audio_is_trimmed_with_a_note(audio_file):
     assert "only its first 5 s" in loaded.notes[0]
 
 
-@pytest.mark.parametrize(("content", "message"), [(b"", "is empty"), (b"RIFF not really audio" * 10, "could not be decoded")])
+@pytest.mark.parametrize(("content", "message"),
+                         [(b"", "is empty"), (b"RIFF not really audio" * 10, "could not be decoded")])
 def test_unreadable_audio_gets_a_clear_message(tmp_path, content, message):
     path = tmp_path / "voice.wav"
     path.write_bytes(content)

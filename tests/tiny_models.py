@@ -93,8 +93,12 @@ def build_qwen2_5_omni(out: Path) -> None:
     """Qwen2.5-Omni (image + audio + text; the CUDA default's architecture), saved as the full
     omni checkpoint is published (thinker inside ``Qwen2_5OmniForConditionalGeneration``, speaker
     file included); the talker is switched off, as mmdemo outputs text."""
-    from transformers import (Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor,
-                              WhisperFeatureExtractor)
+    from transformers import (
+        Qwen2_5OmniConfig,
+        Qwen2_5OmniForConditionalGeneration,
+        Qwen2_5OmniProcessor,
+        WhisperFeatureExtractor,
+    )
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
@@ -130,8 +134,14 @@ def build_qwen2_5_omni(out: Path) -> None:
 
 def build_whisper(out: Path) -> None:
     """An English-only Whisper (the speech-recognition model for models without an audio encoder)."""
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizerFast)
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizerFast,
+    )
 
     special = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>",
                "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
