@@ -32,8 +32,8 @@ PRESETS: dict[str, Preset] = {
                _SMOLVLM),
         Preset("HuggingFaceTB/SmolVLM2-500M-Video-Instruct", "Apache-2.0", "500M parameters, 1.0 GB in bf16",
                _SMOLVLM),
-        Preset("openai/whisper-base", "MIT", "74M parameters, 0.3 GB in fp32"),
-        Preset("openai/whisper-small", "MIT", "244M parameters, 1.0 GB in fp32"),
+        Preset("openai/whisper-base", "Apache-2.0", "74M parameters, 0.3 GB in fp32"),
+        Preset("openai/whisper-small", "Apache-2.0", "244M parameters, 1.0 GB in fp32"),
     )
 }
 

@@ -4,76 +4,15 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-
-ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "assets"
-ANSWER_LOG = re.compile(r"answer: (\d+) prompt tokens, (\d+) generated( \(stopped\))?")
-MAX_TOKENS = 3000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``python app.py`` with a tiny model; its log is read by the tests."""
-
-    def __init__(self, model: Path, asr: Path, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_path
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--model", str(model), "--asr-model", str(asr),
-             "--port", str(self.port), "--max-new-tokens", str(MAX_TOKENS)],
-            cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log()
-            if "loaded" in self.log():
-                try:
-                    if httpx.get(self.url, timeout=2).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.3)
-        self.stop()
-        raise AssertionError(f"app did not start within 120 s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def answers(self) -> list[tuple[int, int, bool]]:
-        """(prompt tokens, generated tokens, stopped) of every answer so far."""
-        return [(int(p), int(g), bool(s)) for p, g, s in ANSWER_LOG.findall(self.log())]
-
-    def wait_answers(self, count: int, timeout: float = 20) -> list[tuple[int, int, bool]]:
-        deadline = time.monotonic() + timeout
-        while len(self.answers()) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.answers()) >= count, self.log()[-3000:]
-        return self.answers()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+from helpers import ASSETS, MAX_TOKENS, ROOT, Server
 
 
 @pytest.fixture(scope="module", params=["smolvlm", "qwen2_5_omni"])

@@ -1,0 +1,110 @@
+"""The page in real Chromium (Debian's package, driven by Playwright): what a visitor does and sees.
+
+Screenshots go to $MMDEMO_SCREENSHOTS when set (the README's come from
+``MMDEMO_SCREENSHOTS=docs python -m pytest tests/test_browser.py``), else to a temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ASSETS, Server
+from PIL import Image, ImageStat
+
+CHROMIUM = os.environ.get("MMDEMO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM:
+        pytest.fail("Chromium is missing: install Debian's 'chromium' package (bash .ci/run does) "
+                    "or point MMDEMO_CHROMIUM at a Chromium binary.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny, tmp_path_factory):
+    server = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("browser") / "app.log")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("MMDEMO_SCREENSHOTS") or tmp_path) / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_page(browser, url: str, width: int, height: int):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url)
+    page.wait_for_selector("#status:has-text('ready')", timeout=30_000)
+    return page
+
+
+def answer_lengths(page, seconds: float) -> list[int]:
+    lengths = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lengths.append(len(page.locator("#chat .bot").last.inner_text()) if page.locator("#chat .bot").count() else 0)
+        time.sleep(0.05)
+    return lengths
+
+
+def assert_not_blank(path: Path, box: dict) -> None:
+    with Image.open(path) as shot:
+        left, top = max(0, box["x"]), max(0, box["y"])
+        region = shot.convert("L").crop((left, top, box["x"] + box["width"], box["y"] + box["height"]))
+        assert ImageStat.Stat(region).stddev[0] > 10, f"{path.name}: the chat area looks blank"
+
+
+def test_image_question_streams_and_stop_works(browser, app_url, shots):
+    page = open_page(browser, app_url, 1440, 900)
+    page.set_input_files("#input input[type=file]", [str(ASSETS / "scene.png")])
+    page.wait_for_selector("#input img", timeout=10_000)
+    page.fill("#input textarea", "What is in this picture?")
+    page.click("#send")
+    page.wait_for_selector("#chat .user img", timeout=10_000)  # the image shows in the chat
+    lengths = answer_lengths(page, 3)
+    assert len({n for n in lengths if n}) >= 2, "the answer did not grow while streaming"
+    page.screenshot(path=str(shots / "desktop.png"))
+    assert_not_blank(shots / "desktop.png", page.locator("#chat").bounding_box())
+
+    page.click("text=Generation settings")
+    page.get_by_label("Max new tokens", exact=False).first.fill("3000")
+    page.fill("#input textarea", "Now tell me a very long story.")
+    page.click("#send")
+    page.wait_for_function("document.querySelectorAll('#chat .bot').length >= 2", timeout=20_000)
+    page.click("#stop")
+    time.sleep(0.5)
+    settled = answer_lengths(page, 1.0)
+    assert len(set(settled)) == 1, "the answer kept growing after Stop"
+    assert page.locator("#input textarea").is_enabled()
+
+    page.click("#clear")
+    page.wait_for_function("document.querySelectorAll('#chat .bot').length == 0", timeout=10_000)
+
+
+def test_phone_layout_keeps_the_input_reachable(browser, app_url, shots):
+    page = open_page(browser, app_url, 390, 844)
+    page.click("text=Describe this picture in two sentences.")
+    page.click("#send")
+    page.wait_for_selector("#chat .bot", timeout=20_000)
+    page.wait_for_function("!document.querySelector('#input textarea').disabled", timeout=30_000)
+    for selector in ("#input", "#send"):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, f"{selector} overflows the phone screen"
+    page.locator("#chat").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "phone.png"))
+    assert_not_blank(shots / "phone.png", page.locator("#chat").bounding_box())
