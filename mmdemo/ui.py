@@ -24,7 +24,7 @@ DESCRIPTION = (
 )
 CSS = """
 #status { font-size: 0.9em; opacity: 0.85; }
-#chat .message img { max-width: 100%; height: auto; }
+#chat img { max-width: 100%; max-height: 320px; width: auto; height: auto; object-fit: contain; }
 """
 FAILED = "Something went wrong while answering; the details are in the server log. Please try again."
 
