@@ -12,6 +12,7 @@ import numpy as np
 
 from mmdemo.conversation import Budget, build_messages
 from mmdemo.engines.base import Engine, GenerationParams, GenerationStats
+from mmdemo.errors import ContextOverflowError
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +75,44 @@ class ChatService:
             yield ChatEvent("notice", "The model is still loading; your message will be answered once it is ready.")
         capabilities = self.engine.capabilities  # waits for the model, or raises its load error
         transcribe = self.transcriber.transcribe if self.transcriber is not None else None
-        prepared = build_messages(
-            history, text, files, system_prompt=system_prompt, capabilities=capabilities, budget=self.budget,
-            transcribe=transcribe,
-        )
+        history = list(history)
+        dropped = 0
+        while True:
+            prepared = build_messages(
+                history, text, files, system_prompt=system_prompt, capabilities=capabilities, budget=self.budget,
+                transcribe=transcribe,
+            )
+            cancel = threading.Event()
+            stream = self.engine.stream(prepared.messages, params, cancel, stats)
+            try:
+                first = next(stream, None)  # the context is checked before the first token
+            except ContextOverflowError:
+                if not history:
+                    raise
+                history, dropped = _drop_oldest_turn(history), dropped + 1
+                continue
+            break
+        if dropped:
+            log.info("dropped the %d oldest turn(s) to fit the context", dropped)
+            yield ChatEvent("notice", f"The oldest {dropped} turn(s) were left out so the conversation fits the "
+                                      "model's context.")
         for notice in prepared.notices:
             yield ChatEvent("notice", notice)
         for name, transcript in prepared.transcripts:
             yield ChatEvent("transcript", transcript or "(no speech heard)", title=f"🎙️ Transcript of {name}")
-        cancel = threading.Event()
         try:
-            for delta in self.engine.stream(prepared.messages, params, cancel, stats):
+            if first is not None:
+                yield ChatEvent("text", first)
+            for delta in stream:
                 yield ChatEvent("text", delta)
         finally:
             cancel.set()
+            stream.close()
+
+
+def _drop_oldest_turn(history: list[dict]) -> list[dict]:
+    """History without its first user message and everything up to the next user message."""
+    rest = history[1:]
+    while rest and rest[0].get("role") != "user":
+        rest = rest[1:]
+    return rest

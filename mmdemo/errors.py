@@ -6,3 +6,7 @@ class UserError(Exception):
 
     Messages never contain stack traces or server paths: only file names the user gave.
     """
+
+
+class ContextOverflowError(UserError):
+    """The prompt is longer than the model reads; dropping earlier turns may make it fit."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,10 @@ from mmdemo.errors import UserError
 
 log = logging.getLogger(__name__)
 
-IMAGE_FORMATS = "PNG, JPEG, WebP, GIF, BMP, TIFF"
+IMAGE_FORMATS = "PNG, JPEG, WebP, AVIF, GIF, BMP, TIFF"
+# Only these decoders are used: Pillow's others (EPS through Ghostscript, PSD, ...) are attack surface.
+_PILLOW_FORMATS = ["PNG", "JPEG", "WEBP", "AVIF", "GIF", "BMP", "TIFF"]  # JPEG's opener also reads MPO
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
 AUDIO_FORMATS = "WAV, FLAC, MP3, OGG/Opus, WebM, M4A/AAC"
 _AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".webm", ".m4a", ".aac", ".mp4", ".weba"}
 MIN_IMAGE_SIDE = 32  # vision encoders need a few patches; tinier images are upscaled
@@ -57,34 +59,49 @@ def load_image(path: str | os.PathLike, max_pixels: int) -> Loaded:
     name = display_name(path)
     notes: list[str] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            width, height = image.size
+        # Pillow refuses over 2 × MAX_IMAGE_PIXELS itself; below that the checks here decide.
+        with Image.open(path, formats=_PILLOW_FORMATS) as opened:
+            if opened.format in ("JPEG", "MPO"):
+                opened.draft("RGB", _draft_size(opened.size, max_pixels))  # big photos decode at 1/2..1/8 scale
+            width, height = opened.size
             if width * height > MAX_DECODE_PIXELS:
                 raise UserError(
                     f"The image '{name}' is {width}×{height} pixels, more than this demo decodes "
                     f"({MAX_DECODE_PIXELS // 1_000_000} megapixels). Please send a smaller image."
                 )
-            if getattr(image, "n_frames", 1) > 1:
+            if getattr(opened, "n_frames", 1) > 1:
                 notes.append(f"'{name}' is animated; the model sees its first frame only.")
-            image.seek(0)
-            image.load()
+            opened.seek(0)
+            image = _to_rgb(ImageOps.exif_transpose(opened))
     except UserError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise UserError(
             f"The image '{name}' declares an enormous size and was refused. Please send a normal photo."
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         log.info("unreadable image %s: %s", name, exc)
+        if _is_heif(path):
+            raise UserError(
+                f"'{name}' is a HEIC/HEIF photo, which this demo cannot read. Export it as JPEG or PNG "
+                f"(supported: {IMAGE_FORMATS})."
+            ) from exc
         raise UserError(
             f"The image '{name}' could not be read: it is damaged or not an image. Supported formats: {IMAGE_FORMATS}."
         ) from exc
-    image = ImageOps.exif_transpose(image)
-    image = _to_rgb(image)
-    image = _fit(image, max_pixels, name, notes)
-    return Loaded(image, notes)
+    return Loaded(_fit(image, max_pixels, name, notes), notes)
+
+
+def _draft_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """The smallest size JPEG draft mode may decode to while keeping twice the pixel budget."""
+    scale = min(1.0, (2 * max_pixels / (size[0] * size[1])) ** 0.5)
+    return max(1, int(size[0] * scale)), max(1, int(size[1] * scale))
+
+
+def _is_heif(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as file:
+        head = file.read(12)
+    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

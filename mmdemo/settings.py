@@ -26,6 +26,8 @@ class Settings:
     max_context_audio: int = 4
     concurrency: int = 1
     max_file_mb: int = 50
+    session_limit: int = 2
+    auth: str | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
 
@@ -42,6 +44,8 @@ _HELP = {
     "max_context_audio": "audio clips kept in the model's context; older ones are dropped with a notice",
     "concurrency": "generations run at the same time; further requests wait in the queue",
     "max_file_mb": "largest upload accepted, in megabytes",
+    "session_limit": "requests one browser session (or API client) may have running or queued at once",
+    "auth": "require a login, given as user:password (prefer the environment variable, which ps does not show)",
     "system_prompt": "default system prompt (editable in the page)",
 }
 
@@ -69,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["choices"] = ["auto", "cpu", "cuda"]
         # argparse converts a string default with ``type``, so a bad MMDEMO_* value is reported like a bad flag.
         kwargs["default"] = os.environ.get(_env_name(f.name)) or default
+        if f.name == "auth":  # never print a password in --help
+            kwargs["default"] = argparse.SUPPRESS
         parser.add_argument(flag, **kwargs)
     return parser
 
@@ -76,12 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     """Parse ``argv`` (``sys.argv[1:]`` when ``None``) into validated settings."""
     parser = build_parser()
-    settings = Settings(**vars(parser.parse_args(argv)))
-    for name in ("port", "max_new_tokens", "max_image_pixels", "concurrency", "max_file_mb"):
+    args = vars(parser.parse_args(argv))
+    args.setdefault("auth", os.environ.get(_env_name("auth")) or None)
+    settings = Settings(**args)
+    for name in ("port", "max_new_tokens", "max_image_pixels", "concurrency", "max_file_mb", "session_limit"):
         if getattr(settings, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if settings.max_audio_seconds <= 0:
         parser.error("--max-audio-seconds must be positive")
+    if settings.auth is not None and ":" not in settings.auth:
+        parser.error("--auth must be user:password")
     if settings.device not in ("auto", "cpu", "cuda"):  # argparse does not check defaults against choices
         parser.error(f"--device must be auto, cpu or cuda, not {settings.device!r}")
     return settings
+
+
+def credentials(settings: Settings) -> tuple[str, str] | None:
+    """``(user, password)`` from ``--auth``, or ``None`` when the demo is open."""
+    if not settings.auth:
+        return None
+    user, _, password = settings.auth.partition(":")
+    return user, password

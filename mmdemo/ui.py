@@ -12,7 +12,7 @@ import gradio as gr
 from mmdemo.chat import ChatService
 from mmdemo.engines.base import EngineStatus
 from mmdemo.errors import UserError
-from mmdemo.settings import Settings
+from mmdemo.settings import Settings, credentials
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
             for event in service.respond(text, files, history, system, params):
                 yield event.kind, event.text, event.title
         except UserError as exc:
+            log.info("refused: %s", exc)
             raise gr.Error(str(exc), print_exception=False) from exc
         except gr.Error:
             raise
@@ -113,6 +114,17 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                 yield answer, history
         yield answer, [*history, _user_message(text, files), {"role": "assistant", "content": answer}]
 
+    def session_limit(message: dict | None, history: list[dict], system: str, max_tokens: float,
+                      temperature: float, top_p: float, request: gr.Request) -> list[dict]:
+        """Refuse a request when its session already has ``settings.session_limit`` running or queued."""
+        busy = _session_events(demo, request.session_hash)  # validators run before the event is queued
+        if busy >= settings.session_limit:
+            log.info("session over its limit of %d requests in flight", settings.session_limit)
+        message_check = gr.validate(busy < settings.session_limit,
+                                    f"You already have {busy} requests in flight (the limit is "
+                                    f"{settings.session_limit}). Wait for them to finish or stop them.")
+        return [message_check] + [gr.validate(True, "")] * 5
+
     def status() -> tuple[str, gr.Timer]:
         current = service.engine.status()
         return status_markdown(current), gr.Timer(active=current.state == "loading")
@@ -125,8 +137,8 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                              buttons=["copy"], placeholder="Attach an image or a voice clip and ask about it.")
         textbox = gr.MultimodalTextbox(
             placeholder="Ask about an image or a voice clip… (Enter sends, Shift+Enter adds a line)",
-            file_types=["image", "audio"], file_count="multiple", sources=["upload", "microphone"],
-            show_label=False, submit_btn=False, elem_id="input",
+            file_count="multiple", sources=["upload", "microphone"],  # any file: we explain what is unsupported
+            show_label=False, submit_btn=False, elem_id="input", max_plain_text_length=100_000,
         )
         with gr.Row():
             send = gr.Button("Send", variant="primary", elem_id="send")
@@ -158,10 +170,19 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         clear.click(lambda: ([], gr.MultimodalTextbox(value=None, interactive=True), []), None,
                     [chatbot, textbox, api_history], cancels=[answering], queue=False, api_visibility="undocumented")
         api_button.click(chat_api, [textbox, api_history, *settings_inputs], [api_answer, api_history],
-                         api_name="chat", concurrency_id="model", concurrency_limit=settings.concurrency)
+                         api_name="chat", concurrency_id="model", concurrency_limit=settings.concurrency,
+                         validator=session_limit)
         timer.tick(status, None, [status_line, timer], queue=False, api_visibility="undocumented")
         demo.load(status, None, [status_line, timer], queue=False, api_visibility="undocumented")
     return demo
+
+
+def _session_events(demo: gr.Blocks, session_hash: str | None) -> int:
+    """Events of one session waiting in or being run by Gradio's queue."""
+    queue = demo._queue
+    waiting = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+    running = [e for job in queue.active_jobs if job for e in job]
+    return sum(e.session_hash == session_hash for e in waiting + running)
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs: object) -> None:
@@ -169,6 +190,6 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs: object) -> None:
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
     demo.launch(
         server_name=settings.host, server_port=settings.port, max_file_size=f"{settings.max_file_mb}mb",
-        allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS,
+        allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS, auth=credentials(settings),
         footer_links=["api", "settings"], **kwargs,
     )

@@ -157,3 +157,39 @@ def test_silence_is_accepted(tmp_path):
 ])
 def test_media_kind(name, mime, kind):
     assert media.media_kind(name, mime) == kind
+
+
+def test_very_large_jpeg_photo_decodes_at_reduced_scale(tmp_path):
+    path = tmp_path / "108mp.jpg"
+    Image.new("RGB", (12000, 9000), (30, 120, 200)).save(path, quality=50)
+    loaded = media.load_image(path, BUDGET)
+    assert loaded.data.size[0] * loaded.data.size[1] <= BUDGET
+    assert loaded.data.getpixel((10, 10))[2] > 150
+
+
+def test_animated_webp_and_avif(tmp_path):
+    frames = [Image.new("RGB", (40, 30), c) for c in ("green", "red")]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:])
+    loaded = media.load_image(tmp_path / "anim.webp", BUDGET)
+    assert "first frame" in loaded.notes[0] and loaded.data.getpixel((5, 5))[1] > 100
+    frames[0].save(tmp_path / "photo.avif")
+    assert media.load_image(tmp_path / "photo.avif", BUDGET).data.mode == "RGB"
+
+
+def test_heic_gets_a_message_that_names_the_format(tmp_path):
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 200)
+    with pytest.raises(UserError, match="HEIC/HEIF photo"):
+        media.load_image(path, BUDGET)
+
+
+def test_formats_outside_the_allowlist_are_refused(tmp_path):
+    path = tmp_path / "drawing.eps"
+    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(UserError, match="could not be read"):
+        media.load_image(path, BUDGET)
+
+
+def test_many_channels_and_odd_rates(audio_file):
+    loaded = media.load_audio(audio_file("surround.wav", seconds=1.0, rate=11025, channels=6), 16000, 30)
+    assert loaded.data.ndim == 1 and abs(loaded.data.size - 16000) <= 2

@@ -19,7 +19,7 @@ from transformers import (
 )
 
 from mmdemo.engines.base import Capabilities, EngineStatus, GenerationParams, GenerationStats
-from mmdemo.errors import UserError
+from mmdemo.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class TransformersEngine:
         if limit is None:
             return max_new_tokens
         if prompt_tokens >= limit:
-            raise UserError(
+            raise ContextOverflowError(
                 f"This conversation is {prompt_tokens} tokens long, but the model reads at most {limit}. "
                 "Press Clear to start over, or send a shorter message or fewer images and clips."
             )
