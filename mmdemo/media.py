@@ -99,8 +99,11 @@ def _draft_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
 
 
 def _is_heif(path: str | os.PathLike) -> bool:
-    with open(path, "rb") as file:
-        head = file.read(12)
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        return False
     return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
 
 
