@@ -69,8 +69,11 @@ class ChatService:
         system_prompt: str,
         params: GenerationParams,
         stats: GenerationStats | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[ChatEvent]:
-        """Yield notices, transcripts and answer deltas; closing the iterator stops generation."""
+        """Yield notices, transcripts and answer deltas. Setting ``cancel`` ends the answer early (the
+        stream then finishes normally); closing the iterator stops generation too."""
+        cancel = cancel or threading.Event()
         if self.engine.status().state == "loading":
             yield ChatEvent("notice", "The model is still loading; your message will be answered once it is ready.")
         capabilities = self.engine.capabilities  # waits for the model, or raises its load error
@@ -82,7 +85,6 @@ class ChatService:
                 history, text, files, system_prompt=system_prompt, capabilities=capabilities, budget=self.budget,
                 transcribe=transcribe,
             )
-            cancel = threading.Event()
             stream = self.engine.stream(prepared.messages, params, cancel, stats)
             try:
                 first = next(stream, None)  # the context is checked before the first token

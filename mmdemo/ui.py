@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from mmdemo.chat import ChatService
-from mmdemo.engines.base import EngineStatus
+from mmdemo.engines.base import EngineStatus, GenerationStats
 from mmdemo.errors import UserError
 from mmdemo.settings import Settings, credentials
 
@@ -39,6 +40,24 @@ def status_markdown(status: EngineStatus) -> str:
     return f"✅ **{name}** ready on {status.device} ({status.detail})"
 
 
+def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool) -> dict:
+    """The chat line under an answer: time to first token and decode speed (live while streaming)."""
+    speed = f"{stats.tokens_per_s:.1f} tok/s" if stats.tokens_per_s else "… tok/s"
+    first = f"{stats.first_token_s:.2f} s to first token" if stats.first_token_s is not None else "prefilling…"
+    parts = [f"text {stats.text_tokens}"] + [
+        f"{name} {count}" for name, count in (("image", stats.image_tokens), ("audio", stats.audio_tokens)) if count
+    ]
+    detail = f"Prompt {stats.prompt_tokens} tokens ({' · '.join(parts)}) · generated {stats.generated_tokens}"
+    if queue_wait is not None and queue_wait >= 0.05:
+        detail += f" · waited {queue_wait:.1f} s in the queue"
+    return {
+        "role": "assistant", "content": detail,
+        "metadata": {"title": f"⚡ {first} · {speed} · {stats.generated_tokens} tokens"
+                              + (" · stopped" if stats.cancelled else ""),
+                     "status": "done" if done else "pending"},
+    }
+
+
 def _user_message(text: str, files: list[str]) -> dict:
     return {"role": "user", "content": [{"path": f} for f in files] + ([text] if text.strip() else [])}
 
@@ -52,12 +71,15 @@ def _split(message: dict | None) -> tuple[str, list[str]]:
 def build_demo(service: ChatService, settings: Settings, examples: list[dict] | None = None) -> gr.Blocks:
     """The chat page, wired to ``service``; also exposes the ``/chat`` API endpoint."""
 
+    stops: dict[str, threading.Event] = {}  # per browser session: set by Stop, read by the running turn
+
     def respond(text: str, files: list[str], history: list[dict], system: str, max_tokens: float,
-                temperature: float, top_p: float) -> Iterator[tuple[str, str, str]]:
+                temperature: float, top_p: float, stats: GenerationStats | None = None,
+                cancel: threading.Event | None = None) -> Iterator[tuple[str, str, str]]:
         """Run one turn, turning UserError into a gr.Error and anything else into a logged generic error."""
         try:
             params = service.clamp(max_tokens, temperature, top_p)
-            for event in service.respond(text, files, history, system, params):
+            for event in service.respond(text, files, history, system, params, stats, cancel):
                 yield event.kind, event.text, event.title
         except UserError as exc:
             log.info("refused: %s", exc)
@@ -68,20 +90,28 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
             log.exception("chat turn failed")
             raise gr.Error(FAILED, print_exception=False) from exc
 
-    def add_user_message(message: dict | None, chat: list[dict]) -> tuple[dict, list[dict], dict]:
+    def add_user_message(message: dict | None, chat: list[dict], request: gr.Request) -> tuple[dict, list[dict], dict]:
         text, files = _split(message)
         if not text.strip() and not files:
             raise gr.Error("The message is empty. Type a question, or attach an image or an audio clip.")
-        return gr.MultimodalTextbox(value=None, interactive=False), [*chat, _user_message(text, files)], message
+        stops[request.session_hash] = threading.Event()
+        pending = {**(message or {}), "submitted": time.monotonic()}
+        return gr.MultimodalTextbox(value=None, interactive=False), [*chat, _user_message(text, files)], pending
 
     def bot_turn(message: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
-                 top_p: float) -> Iterator[list[dict]]:
+                 top_p: float, request: gr.Request) -> Iterator[list[dict]]:
+        queue_wait = time.monotonic() - message["submitted"]
         text, files = _split(message)
         history, shown = chat[:-1], list(chat)
+        stats, stop = GenerationStats(), stops.setdefault(request.session_hash, threading.Event())
         answer: dict | None = None
         last = 0.0
         try:
-            for kind, delta, title in respond(text, files, history, system, max_tokens, temperature, top_p):
+            if stop.is_set():  # Stop was pressed while this turn waited in the queue
+                yield history
+                return
+            for kind, delta, title in respond(text, files, history, system, max_tokens, temperature, top_p, stats,
+                                              stop):
                 if kind == "notice":
                     gr.Info(delta)
                 elif kind == "transcript":
@@ -90,17 +120,29 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                 else:
                     if answer is None:
                         answer = {"role": "assistant", "content": ""}
-                        shown.append(answer)
+                        shown += [answer, speed_strip(stats, queue_wait, done=False)]
                     answer["content"] += delta
                     if time.monotonic() - last >= UPDATE_INTERVAL_S:
                         last = time.monotonic()
+                        shown[-1] = speed_strip(stats, queue_wait, done=False)
                         yield shown
         except gr.Error:
             yield history  # the message that failed leaves the chat, so the next turn is not poisoned
             raise
+        finally:
+            if stops.get(request.session_hash) is stop:
+                del stops[request.session_hash]
         if answer is None:
             shown.append({"role": "assistant", "content": "*(the model gave an empty answer)*"})
+        else:
+            shown[-1] = speed_strip(stats, queue_wait, done=True)
         yield shown
+
+    def request_stop(request: gr.Request) -> dict:
+        """Stop this session's answer: generation ends at the next token and the turn finishes normally."""
+        if request.session_hash in stops:
+            stops[request.session_hash].set()
+        return gr.MultimodalTextbox(interactive=True)
 
     def chat_api(message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
                  top_p: float) -> Iterator[tuple[str, list[dict]]]:
@@ -165,10 +207,10 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                               concurrency_limit=settings.concurrency, api_visibility="undocumented")
         answering.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False,
                     api_visibility="undocumented")
-        stop.click(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], cancels=[answering], queue=False,
-                   api_visibility="undocumented")
-        clear.click(lambda: ([], gr.MultimodalTextbox(value=None, interactive=True), []), None,
-                    [chatbot, textbox, api_history], cancels=[answering], queue=False, api_visibility="undocumented")
+        stop.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented")
+        clear.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented").then(
+            lambda: ([], gr.MultimodalTextbox(value=None, interactive=True), []), None, [chatbot, textbox, api_history],
+            cancels=[answering], queue=False, api_visibility="undocumented")
         api_button.click(chat_api, [textbox, api_history, *settings_inputs], [api_answer, api_history],
                          api_name="chat", concurrency_id="model", concurrency_limit=settings.concurrency,
                          validator=session_limit)

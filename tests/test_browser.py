@@ -33,9 +33,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny, tmp_path_factory):
+def app(tiny, tmp_path_factory):
     server = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("browser") / "app.log")
-    yield server.url
+    yield server
     server.stop()
 
 
@@ -69,8 +69,8 @@ def assert_not_blank(path: Path, box: dict) -> None:
         assert ImageStat.Stat(region).stddev[0] > 10, f"{path.name}: the chat area looks blank"
 
 
-def test_image_question_streams_and_stop_works(browser, app_url, shots):
-    page = open_page(browser, app_url, 1440, 900)
+def test_image_question_streams_and_stop_works(browser, app, shots):
+    page = open_page(browser, app.url, 1440, 900)
     page.set_input_files("#input input[type=file]", [str(ASSETS / "scene.png")])
     page.wait_for_selector("#input img", timeout=10_000)
     page.fill("#input textarea", "What is in this picture?")
@@ -78,26 +78,36 @@ def test_image_question_streams_and_stop_works(browser, app_url, shots):
     page.wait_for_selector("#chat .user img", timeout=10_000)  # the image shows in the chat
     lengths = answer_lengths(page, 3)
     assert len({n for n in lengths if n}) >= 2, "the answer did not grow while streaming"
+    page.wait_for_selector("#chat :text('s to first token')", timeout=20_000)  # the speed strip
+    assert "tok/s" in page.inner_text("#chat")
     page.screenshot(path=str(shots / "desktop.png"))
     assert_not_blank(shots / "desktop.png", page.locator("#chat").bounding_box())
-
-    page.click("text=Generation settings")
-    page.get_by_label("Max new tokens", exact=False).first.fill("3000")
-    page.fill("#input textarea", "Now tell me a very long story.")
-    page.click("#send")
-    page.wait_for_function("document.querySelectorAll('#chat .bot').length >= 2", timeout=20_000)
-    page.click("#stop")
-    time.sleep(0.5)
-    settled = answer_lengths(page, 1.0)
-    assert len(set(settled)) == 1, "the answer kept growing after Stop"
-    assert page.locator("#input textarea").is_enabled()
 
     page.click("#clear")
     page.wait_for_function("document.querySelectorAll('#chat .bot').length == 0", timeout=10_000)
 
+    page.click("text=Generation settings")
+    for label, value in (("Max new tokens", "3000"), ("Temperature", "0")):  # greedy: no early end of text
+        box = page.get_by_label(label, exact=False).first
+        box.fill(value)
+        box.press("Enter")
+    page.fill("#input textarea", "Now tell me a very long story.")
+    page.click("#send")
+    page.wait_for_selector("#chat :text('tok/s')", timeout=20_000)  # streaming, with its live speed strip
+    page.click("#stop")
+    page.wait_for_selector("#chat :text('stopped')", timeout=5_000)  # the speed strip says so
+    time.sleep(0.5)
+    settled = []
+    for _ in range(20):
+        settled.append(len(page.inner_text("#chat")))
+        time.sleep(0.05)
+    assert len(set(settled)) == 1, "the answer kept growing after Stop"
+    assert page.locator("#input textarea").is_enabled()
+    assert "(stopped)" in app.log()  # the server's generation ended, not only the display
 
-def test_phone_layout_keeps_the_input_reachable(browser, app_url, shots):
-    page = open_page(browser, app_url, 390, 844)
+
+def test_phone_layout_keeps_the_input_reachable(browser, app, shots):
+    page = open_page(browser, app.url, 390, 844)
     page.click("text=Describe this picture in two sentences.")
     page.click("#send")
     page.wait_for_selector("#chat .bot", timeout=20_000)

@@ -30,18 +30,27 @@ class GenerationParams:
 
 @dataclass
 class GenerationStats:
-    """Filled in by an engine while it answers; read it once the stream ends."""
+    """Filled in by an engine while it answers (readable live, from another thread); times are seconds
+    from the start of the request."""
 
     prompt_tokens: int = 0
+    image_tokens: int = 0
+    audio_tokens: int = 0
     generated_tokens: int = 0
-    first_token_s: float | None = None  # from the request to the first generated token
-    total_s: float = 0.0
+    first_token_s: float | None = None
+    last_token_s: float = 0.0
+    total_s: float = 0.0  # set when generation has ended
     cancelled: bool = False
 
     @property
+    def text_tokens(self) -> int:
+        """Prompt tokens that are neither image nor audio placeholders."""
+        return self.prompt_tokens - self.image_tokens - self.audio_tokens
+
+    @property
     def tokens_per_s(self) -> float | None:
-        """Decode speed after the first token."""
-        decode_s = self.total_s - (self.first_token_s or 0.0)
+        """Decode speed after the first token, so far."""
+        decode_s = self.last_token_s - (self.first_token_s or 0.0)
         return (self.generated_tokens - 1) / decode_s if self.generated_tokens > 1 and decode_s > 0 else None
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from PIL import Image
 from transformers import (
     AutoConfig,
     AutoModelForMultimodalLM,
@@ -49,9 +50,11 @@ class _Watch(StoppingCriteria):
         self.started = started
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+        now = time.perf_counter() - self.started
         self.stats.generated_tokens += 1
+        self.stats.last_token_s = now
         if self.stats.first_token_s is None:
-            self.stats.first_token_s = time.perf_counter() - self.started
+            self.stats.first_token_s = now
         stop = self.cancel.is_set()
         self.stats.cancelled |= stop
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
@@ -69,6 +72,8 @@ class TransformersEngine:
         self._model = None
         self._processor = None
         self._capabilities: Capabilities | None = None
+        self._image_token_id: int | None = None
+        self._audio_token_id: int | None = None
         self._status = EngineStatus("loading", model_id, device)
 
     def status(self) -> EngineStatus:
@@ -106,10 +111,14 @@ class TransformersEngine:
                 log.exception("loading %s failed", self.model_id)
                 self._status = EngineStatus("failed", self.model_id, self.device, detail)
                 raise UserError(detail) from exc
-            seconds = time.perf_counter() - started
+            loaded = time.perf_counter() - started
+            self._status = EngineStatus("loading", self.model_id, self.device, "warming up")
+            self._warm_up()
+            warm = time.perf_counter() - started - loaded
             dtype = str(self.dtype).removeprefix("torch.")
-            self._status = EngineStatus("ready", self.model_id, self.device, f"{dtype}, loaded in {seconds:.1f} s")
-            log.info("loaded %s on %s (%s) in %.1f s", self.model_id, self.device, dtype, seconds)
+            detail = f"{dtype}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
+            self._status = EngineStatus("ready", self.model_id, self.device, detail)
+            log.info("loaded %s on %s: %s", self.model_id, self.device, detail)
 
     def _load(self) -> None:
         config = AutoConfig.from_pretrained(self.model_id)
@@ -128,8 +137,18 @@ class TransformersEngine:
             max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
             context_tokens=getattr(text_config, "max_position_embeddings", None),
         )
+        self._image_token_id = _token_id(processor, "image_token")
+        self._audio_token_id = _token_id(processor, "audio_token")
         self._processor = processor
         self._model = model
+
+    def _warm_up(self) -> None:
+        """One short answer through the whole path, so the first user does not pay for first-call costs."""
+        content: list[dict] = [{"type": "text", "text": "Hello!"}]
+        if self._capabilities and self._capabilities.image:
+            content.insert(0, {"type": "image", "image": Image.new("RGB", (64, 64), "white")})
+        for _ in self.stream([{"role": "user", "content": content}], GenerationParams(2, 0.0), threading.Event()):
+            pass
 
     def stream(
         self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
@@ -140,7 +159,10 @@ class TransformersEngine:
         stats = stats if stats is not None else GenerationStats()
         self.load()
         inputs = self._prepare(messages)
-        stats.prompt_tokens = int(inputs["input_ids"].shape[-1])
+        ids = inputs["input_ids"]
+        stats.prompt_tokens = int(ids.shape[-1])
+        stats.image_tokens = int((ids == self._image_token_id).sum()) if self._image_token_id is not None else 0
+        stats.audio_tokens = int((ids == self._audio_token_id).sum()) if self._audio_token_id is not None else 0
         max_new_tokens = self._check_context(stats.prompt_tokens, params.max_new_tokens)
         tokenizer = self._processor.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -207,6 +229,13 @@ class TransformersEngine:
                 "Press Clear to start over, or send a shorter message or fewer images and clips."
             )
         return min(max_new_tokens, limit - prompt_tokens)
+
+
+def _token_id(processor: object, name: str) -> int | None:
+    """Id of the processor's placeholder token (``image_token``, ``audio_token``), if it has one."""
+    token = getattr(processor, name, None)
+    token_id = processor.tokenizer.convert_tokens_to_ids(token) if isinstance(token, str) else None
+    return token_id if token_id != processor.tokenizer.unk_token_id else None
 
 
 def _has_audio_encoder(config: object) -> bool:
