@@ -34,7 +34,7 @@ def build_service(settings: Settings) -> ChatService:
 
     device = resolve_device(settings.device)
     model_id = settings.model or presets.default_model(device)
-    engine = TransformersEngine(model_id, device, presets.processor_kwargs(model_id, device))
+    engine = TransformersEngine(model_id, device)
     engine.check()
     transcriber = WhisperTranscriber(settings.asr_model or presets.default_asr_model(device), device)
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,

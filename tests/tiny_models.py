@@ -61,18 +61,36 @@ _OMNI_TEMPLATE = (
 )
 
 
-def build_smolvlm(out: Path) -> None:
-    """SmolVLM2 (image + text; the CPU default's architecture)."""
+# The published SmolVLM2-256M sizes (SmolLM2-135M decoder, SigLIP-B/16 at 512 px, 64 tokens per tile),
+# for benchmarks: speed does not depend on weight values.
+SMOLVLM2_256M = dict(
+    text=dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+              num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0),
+    vision=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
+    img=512, scale=4, vocab=49280,
+)
+_TINY_SMOLVLM = dict(
+    text=_TEXT, vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2),
+    img=64, scale=2, vocab=None,  # (64/16)^2 / 2^2 = 4 image tokens per tile
+)
+
+
+def build_smolvlm(out: Path, sizes: dict | None = None) -> None:
+    """SmolVLM2 (image + text; the CPU default's architecture), tiny unless ``sizes`` says otherwise."""
+    from tokenizers import AddedToken
     from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
     from transformers.models.smolvlm.image_processing_smolvlm import SmolVLMImageProcessor
     from transformers.models.smolvlm.video_processing_smolvlm import SmolVLMVideoProcessor
 
+    sizes = sizes or _TINY_SMOLVLM
     special = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>",
                "<image>", "<global-img>", "<video>"]
     tok = _tokenizer(special, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
                      pad_token="<|endoftext|>")
+    if sizes["vocab"]:  # full vocabulary: every generated id decodes to a word, as with a real tokenizer
+        tok.add_tokens([AddedToken(f" w{i}", normalized=False) for i in range(sizes["vocab"] - len(tok))])
     ids = {t: tok.convert_tokens_to_ids(t) for t in special}
-    img, patch, scale = 64, 16, 2  # (64/16)^2 / 2^2 = 4 image tokens per tile
+    img, patch, scale = sizes["img"], 16, sizes["scale"]
     size = {"longest_edge": img}
     processor = SmolVLMProcessor(
         image_processor=SmolVLMImageProcessor(size=size, max_image_size=size, do_image_splitting=True),
@@ -80,9 +98,8 @@ def build_smolvlm(out: Path) -> None:
         tokenizer=tok, image_seq_len=(img // patch) ** 2 // scale**2, chat_template=_SMOLVLM_TEMPLATE,
     )
     config = SmolVLMConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=img, patch_size=patch),
-        text_config=dict(model_type="llama", vocab_size=len(tok), **_TEXT, bos_token_id=ids["<|im_start|>"],
+        vision_config=dict(**sizes["vision"], image_size=img, patch_size=patch),
+        text_config=dict(model_type="llama", vocab_size=len(tok), **sizes["text"], bos_token_id=ids["<|im_start|>"],
                          eos_token_id=ids["<end_of_utterance>"], pad_token_id=ids["<|endoftext|>"]),
         scale_factor=scale, image_token_id=ids["<image>"],
     )

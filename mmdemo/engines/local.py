@@ -19,6 +19,7 @@ from transformers import (
     TextIteratorStreamer,
 )
 
+from mmdemo import presets
 from mmdemo.engines.base import Capabilities, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.errors import ContextOverflowError, UserError
 
@@ -64,10 +65,11 @@ class TransformersEngine:
     """Runs any image/audio-text-to-text checkpoint that ``AutoModelForMultimodalLM`` knows."""
 
     def __init__(self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None) -> None:
+        """``processor_kwargs`` default to mmdemo's per-device settings for the architecture (presets)."""
         self.model_id = model_id
         self.device = device
         self.dtype = pick_dtype(device)
-        self.processor_kwargs = processor_kwargs or {}
+        self.processor_kwargs = processor_kwargs
         self._lock = threading.Lock()
         self._model = None
         self._processor = None
@@ -122,6 +124,8 @@ class TransformersEngine:
 
     def _load(self) -> None:
         config = AutoConfig.from_pretrained(self.model_id)
+        if self.processor_kwargs is None:
+            self.processor_kwargs = presets.processor_kwargs(config.model_type, self.device)
         if getattr(config, "enable_audio_output", False):
             config.enable_audio_output = False  # text out: omni models' speech head stays unloaded
         processor = AutoProcessor.from_pretrained(self.model_id)

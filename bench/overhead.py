@@ -1,0 +1,143 @@
+"""What mmdemo costs on top of the model: raw ``generate`` vs the engine vs the whole app, side by side.
+
+    python bench/overhead.py                       # full-size random-weight SmolVLM2-256M, built locally
+    python bench/overhead.py --model tiny/smolvlm  # any checkpoint folder
+
+Same model, prompt (one 640×480 photo + a question), greedy decoding and token count for all three;
+prints time to first token (p50/p95) and decode tokens/s, with each as a ratio to raw ``generate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from transformers import StoppingCriteria, StoppingCriteriaList  # noqa: E402
+
+from mmdemo.engines.base import GenerationParams, GenerationStats  # noqa: E402
+from mmdemo.engines.local import TransformersEngine  # noqa: E402
+
+IMAGE = ROOT / "assets" / "scene.png"
+QUESTION = "Describe this picture in detail."
+
+
+class _Clock(StoppingCriteria):
+    """Timestamps every generated token (never stops generation)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+        self.times.append(time.perf_counter())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
+
+def _messages() -> list[dict]:
+    image = Image.open(IMAGE).convert("RGB")
+    return [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": QUESTION}]}]
+
+
+def run_raw(engine: TransformersEngine, tokens: int) -> tuple[float, float]:
+    """Processor + ``model.generate`` alone (the engine's loaded objects, none of its code path)."""
+    started = time.perf_counter()
+    inputs = engine._processor.apply_chat_template(
+        _messages(), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+        processor_kwargs={"return_tensors": "pt", **engine.processor_kwargs},
+    ).to(engine.device, dtype=engine.dtype)
+    clock = _Clock()
+    with torch.inference_mode():
+        engine._model.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
+                               stopping_criteria=StoppingCriteriaList([clock]))
+    return clock.times[0] - started, (len(clock.times) - 1) / (clock.times[-1] - clock.times[0])
+
+
+def run_engine(engine: TransformersEngine, tokens: int) -> tuple[float, float]:
+    """``TransformersEngine.stream``: chat template, worker thread, streamer, cancel watch."""
+    stats = GenerationStats()
+    for _ in engine.stream(_messages(), GenerationParams(tokens, 0.0), threading.Event(), stats):
+        pass
+    assert stats.generated_tokens == tokens, "the model ended early: use a random-weight model"
+    return stats.first_token_s, stats.tokens_per_s
+
+
+def run_app(server: object, tokens: int) -> tuple[float, float]:
+    """The whole app through gradio_client on loopback: upload, queue, SSE stream."""
+    from gradio_client import Client, handle_file
+
+    client = Client(server.url, verbose=False)
+    started = time.perf_counter()
+    job = client.submit({"text": QUESTION, "files": [handle_file(IMAGE)]}, max_tokens=tokens, temperature=0,
+                        api_name="/chat")
+    first = None
+    for _ in job:
+        first = first or time.perf_counter()
+    end = time.perf_counter()
+    generated = server.wait_answers(len(server.answers()))[-1][1]  # the app logs each answer's token count
+    return first - started, (generated - 1) / (end - first)
+
+
+def _table(rows: dict[str, list[tuple[float, float]]]) -> str:
+    raw_ttft = statistics.median(t for t, _ in rows["raw generate"])
+    raw_speed = statistics.median(s for _, s in rows["raw generate"])
+    lines = ["| path | TTFT p50 | TTFT p95 | decode tok/s | TTFT vs raw | decode time vs raw |",
+             "|---|---|---|---|---|---|"]
+    for name, results in rows.items():
+        ttfts = sorted(t for t, _ in results)
+        speed = statistics.median(s for _, s in results)
+        p95 = ttfts[min(len(ttfts) - 1, round(0.95 * (len(ttfts) - 1)))]
+        lines.append(f"| {name} | {statistics.median(ttfts) * 1000:.0f} ms | {p95 * 1000:.0f} ms | {speed:.1f} | "
+                     f"{(statistics.median(ttfts) - raw_ttft) * 1000:+.0f} ms | {raw_speed / speed - 1:+.1%} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="checkpoint folder (default: build a random-weight SmolVLM2-256M)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--skip-app", action="store_true", help="only raw generate and the engine")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model
+        if model is None:
+            from tiny_models import SMOLVLM2_256M, build_smolvlm
+
+            torch.manual_seed(0)
+            model = str(Path(tmp) / "smolvlm2-256m-random")
+            Path(model).mkdir()
+            build_smolvlm(Path(model), SMOLVLM2_256M)
+        engine = TransformersEngine(model, "cpu")
+        engine.load()
+        rows: dict[str, list[tuple[float, float]]] = {"raw generate": [], "mmdemo engine": []}
+        for _ in range(args.runs):  # interleaved, so drift hits every path alike
+            rows["raw generate"].append(run_raw(engine, args.tokens))
+            rows["mmdemo engine"].append(run_engine(engine, args.tokens))
+        if not args.skip_app:
+            from helpers import Server
+
+            del engine
+            server = Server(Path(model), ROOT / "tiny-none", Path(tmp) / "app.log")
+            try:
+                rows["whole app (gradio_client)"] = [run_app(server, args.tokens) for _ in range(args.runs)]
+            finally:
+                server.stop()
+    print(f"model: {model if args.model else 'SmolVLM2-256M (random weights, full size)'}, cpu, "
+          f"{torch.get_num_threads()} threads, {args.tokens} new tokens, {args.runs} runs, torch {torch.__version__}")
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()
