@@ -14,7 +14,7 @@ from mmdemo import presets
 from mmdemo.chat import ChatService
 from mmdemo.conversation import Budget
 from mmdemo.errors import UserError
-from mmdemo.settings import Settings, parse_settings
+from mmdemo.settings import Settings, base_urls, parse_settings
 
 log = logging.getLogger("mmdemo")
 
@@ -33,9 +33,14 @@ def build_service(settings: Settings) -> ChatService:
     from mmdemo.engines.local import TransformersEngine, resolve_device
 
     device = resolve_device(settings.device)
-    model_id = settings.model or presets.default_model(device)
-    engine = TransformersEngine(model_id, device)
-    engine.check()
+    if settings.engine == "openai":
+        from mmdemo.engines.remote import OpenAIEngine
+
+        api_key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
+        engine = OpenAIEngine(base_urls(settings), settings.model, api_key)
+    else:
+        engine = TransformersEngine(settings.model or presets.default_model(device), device)
+        engine.check()
     transcriber = WhisperTranscriber(settings.asr_model or presets.default_asr_model(device), device)
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
                     settings.max_context_audio)

@@ -15,6 +15,9 @@ class Settings:
     """Everything the app can be configured with. ``None`` model ids mean "the default for the device"."""
 
     model: str | None = None
+    engine: str = "local"
+    base_url: str | None = None
+    api_key_env: str | None = None
     asr_model: str | None = None
     device: str = "auto"
     host: str = "127.0.0.1"
@@ -33,6 +36,9 @@ class Settings:
 
 _HELP = {
     "model": "model id on the Hugging Face Hub or a local folder (default: chosen for the device; see README)",
+    "engine": "local: load the model in this process; openai: use an OpenAI-compatible server (--base-url)",
+    "base_url": "with --engine openai: the server's URL ending in /v1; comma-separate several replicas",
+    "api_key_env": "with --engine openai: name of the environment variable that holds the API key",
     "asr_model": "Whisper checkpoint used to transcribe speech for models without an audio encoder",
     "device": "where the model runs: auto (CUDA when available), cpu or cuda",
     "host": "interface to listen on; use 0.0.0.0 to expose the demo on your network",
@@ -71,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs: dict = {"type": kind, "help": f"{_HELP[f.name]} [env {_env_name(f.name)}]"}
         if f.name == "device":
             kwargs["choices"] = ["auto", "cpu", "cuda"]
+        if f.name == "engine":
+            kwargs["choices"] = ["local", "openai"]
         # argparse converts a string default with ``type``, so a bad MMDEMO_* value is reported like a bad flag.
         kwargs["default"] = os.environ.get(_env_name(f.name)) or default
         if f.name == "auth":  # never print a password in --help
@@ -92,9 +100,18 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         parser.error("--max-audio-seconds must be positive")
     if settings.auth is not None and ":" not in settings.auth:
         parser.error("--auth must be user:password")
+    if settings.engine not in ("local", "openai"):
+        parser.error(f"--engine must be local or openai, not {settings.engine!r}")
+    if settings.engine == "openai" and not (settings.base_url and settings.model):
+        parser.error("--engine openai needs --base-url and --model (the served model's name)")
     if settings.device not in ("auto", "cpu", "cuda"):  # argparse does not check defaults against choices
         parser.error(f"--device must be auto, cpu or cuda, not {settings.device!r}")
     return settings
+
+
+def base_urls(settings: Settings) -> list[str]:
+    """The remote servers named by ``--base-url``."""
+    return [url.strip() for url in (settings.base_url or "").split(",") if url.strip()]
 
 
 def credentials(settings: Settings) -> tuple[str, str] | None:

@@ -27,7 +27,7 @@ def free_port() -> int:
 class Server:
     """``python app.py`` with a tiny model; its log is read by the tests."""
 
-    def __init__(self, model: Path, asr: Path, log_path: Path, *args: str) -> None:
+    def __init__(self, model: Path, asr: Path, log_path: Path, *args: str, ready: str = "loaded") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
@@ -40,7 +40,7 @@ class Server:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log()
-            if "loaded" in self.log():
+            if ready in self.log():
                 try:
                     if httpx.get(self.url, timeout=2).status_code == 200:
                         return

@@ -4,7 +4,7 @@ No network: real config classes at tiny sizes, the real processor classes, a BPE
 here with the special tokens and a chat template, then ``save_pretrained``. The app loads them
 through exactly the same ``from_pretrained`` path as the published checkpoints.
 
-    python tests/tiny_models.py OUT_DIR   # writes OUT_DIR/smolvlm, OUT_DIR/qwen2_5_omni, OUT_DIR/whisper
+    python tests/tiny_models.py OUT_DIR   # writes OUT_DIR/<architecture>: smolvlm, qwen2_5_omni, whisper, ...
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def build_smolvlm(out: Path, sizes: dict | None = None) -> None:
     _save(SmolVLMForConditionalGeneration(config), processor, out)
 
 
-def build_qwen2_5_omni(out: Path) -> None:
+def build_qwen2_5_omni(out: Path, thinker_only: bool = False) -> None:
     """Qwen2.5-Omni (image + audio + text; the CUDA default's architecture), saved as the full
     omni checkpoint is published (thinker inside ``Qwen2_5OmniForConditionalGeneration``, speaker
     file included); the talker is switched off, as mmdemo outputs text."""
@@ -144,6 +144,11 @@ def build_qwen2_5_omni(out: Path) -> None:
         audio_end_token_id=ids["<|audio_eos|>"], vision_start_token_id=ids["<|vision_bos|>"],
         vision_end_token_id=ids["<|vision_eos|>"],
     )
+    if thinker_only:  # the layout OpenAI-compatible servers load (transformers serve runs it directly)
+        from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
+
+        _save(Qwen2_5OmniThinkerForConditionalGeneration(Qwen2_5OmniThinkerConfig(**thinker)), processor, out)
+        return
     model = Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False))
     _save(model, processor, out)
     torch.save({"Chelsie": {"bos_token": 0}}, out / "spk_dict.pt")  # from_pretrained requires the speaker file
@@ -200,6 +205,7 @@ def _save(model: torch.nn.Module, processor: object, out: Path) -> None:
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "smolvlm": build_smolvlm,
     "qwen2_5_omni": build_qwen2_5_omni,
+    "qwen2_5_omni_thinker": lambda out: build_qwen2_5_omni(out, thinker_only=True),
     "whisper": build_whisper,
 }
 
