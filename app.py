@@ -59,7 +59,7 @@ def main() -> None:
 
     from mmdemo.ui import build_demo, launch
 
-    launch(build_demo(service, settings, EXAMPLES), settings)
+    launch(build_demo(service, settings, EXAMPLES), settings, service)
 
 
 def _warm_up(service: ChatService) -> None:

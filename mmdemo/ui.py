@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -227,11 +228,37 @@ def _session_events(demo: gr.Blocks, session_hash: str | None) -> int:
     return sum(e.session_hash == session_hash for e in waiting + running)
 
 
-def launch(demo: gr.Blocks, settings: Settings, **kwargs: object) -> None:
-    """Serve the page: queue sized by the settings, uploads capped, only assets/ readable besides uploads."""
+def health_payload(status: EngineStatus) -> tuple[int, dict]:
+    """HTTP status and body of ``GET /health``: 200 once the model serves, 503 while loading or failed."""
+    name = Path(status.model).name if Path(status.model).exists() else status.model
+    body = {"status": status.state, "model": name, "device": status.device, "detail": status.detail}
+    return (200 if status.state == "ready" else 503), body
+
+
+def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
+    """Serve the page and ``/health``: queue sized by the settings, uploads capped, only assets/ readable
+    besides uploads."""
+    from fastapi.responses import JSONResponse
+
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
     demo.launch(
         server_name=settings.host, server_port=settings.port, max_file_size=f"{settings.max_file_mb}mb",
         allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS, auth=credentials(settings),
-        footer_links=["api", "settings"], **kwargs,
+        footer_links=["api", "settings"], prevent_thread_lock=True,
     )
+
+    retrying = threading.Lock()
+
+    def retry_load() -> None:
+        with retrying, contextlib.suppress(UserError):  # the status says why
+            service.warm_up()
+
+    def health() -> JSONResponse:
+        status = service.engine.status()
+        if status.state == "failed" and not retrying.locked():  # a remote server may be back: look again
+            threading.Thread(target=retry_load, name="mmdemo-health-retry", daemon=True).start()
+        code, body = health_payload(status)
+        return JSONResponse(body, status_code=code)
+
+    demo.app.add_api_route("/health", health, methods=["GET"])  # for load balancers; open even with --auth
+    demo.block_thread()

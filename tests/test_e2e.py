@@ -115,3 +115,10 @@ def test_missing_model_fails_at_start_with_one_line(tmp_path):
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("mmdemo: Could not load the model") and str(missing) in last
+
+
+def test_health_route(server):
+    response = httpx.get(server.url + "health", timeout=5)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready" and body["model"] == server.arch and body["device"] == "cpu"

@@ -149,8 +149,14 @@ def test_the_app_on_a_remote_server_down_at_start(tiny, tmp_path):
         client = Client(app.url, verbose=False)
         with pytest.raises(AppError, match="is not reachable"):
             client.predict({"text": "hello", "files": []}, api_name="/chat")
+        assert httpx.get(app.url + "health", timeout=5).status_code == 503
         serve = Serve(tiny["smolvlm"], tmp_path / "serve.log", port=port)
-        try:  # the same app now answers, with images, streamed; voice clips go through Whisper
+        try:
+            deadline = time.monotonic() + 30  # a load balancer polling /health sees it come back
+            while httpx.get(app.url + "health", timeout=5).status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert httpx.get(app.url + "health", timeout=5).json()["status"] == "ready"
+            # the same app now answers, with images, streamed; voice clips go through Whisper
             job = client.submit({"text": "What is this?", "files": [handle_file(ASSETS / "scene.png")]},
                                 max_tokens=48, temperature=0, api_name="/chat")
             updates = list(job)
