@@ -15,6 +15,7 @@ from mmdemo.chat import ChatService
 from mmdemo.conversation import Budget
 from mmdemo.errors import UserError
 from mmdemo.settings import Settings, base_urls, parse_settings
+from mmdemo.zerogpu import on_gpu
 
 log = logging.getLogger("mmdemo")
 
@@ -44,7 +45,9 @@ def build_service(settings: Settings) -> ChatService:
     transcriber = WhisperTranscriber(settings.asr_model or presets.default_asr_model(device), device)
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
                     settings.max_context_audio)
-    return ChatService(engine, transcriber, budget, settings.max_new_tokens)
+    service = ChatService(engine, transcriber, budget, settings.max_new_tokens)
+    service.respond = on_gpu(service.respond)  # ZeroGPU Spaces: each turn borrows the GPU; elsewhere a no-op
+    return service
 
 
 def main() -> None:

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["choices"] = ["local", "openai"]
         # argparse converts a string default with ``type``, so a bad MMDEMO_* value is reported like a bad flag.
         kwargs["default"] = os.environ.get(_env_name(f.name)) or default
+        if f.name == "host":  # Hugging Face Spaces and Docker images say where to listen through Gradio's variable
+            kwargs["default"] = os.environ.get(_env_name(f.name)) or os.environ.get("GRADIO_SERVER_NAME") or default
         if f.name == "auth":  # never print a password in --help
             kwargs["default"] = argparse.SUPPRESS
         parser.add_argument(flag, **kwargs)

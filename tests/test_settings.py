@@ -45,3 +45,20 @@ def test_help_lists_every_flag(capsys):
     for flag in ("--model", "--asr-model", "--device", "--host", "--port", "--max-new-tokens"):
         assert flag in out
     assert "MMDEMO_MODEL" in out
+
+
+def test_host_follows_gradio_server_name_as_on_spaces(monkeypatch):
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    assert parse_settings([]).host == "0.0.0.0"
+    monkeypatch.setenv("MMDEMO_HOST", "127.0.0.1")
+    assert parse_settings([]).host == "127.0.0.1"
+
+
+def test_remote_engine_needs_a_server_and_a_model(capsys):
+    with pytest.raises(SystemExit):
+        parse_settings(["--engine", "openai", "--model", "m"])
+    assert "--engine openai needs --base-url and --model" in capsys.readouterr().err
+    settings = parse_settings(["--engine", "openai", "--model", "m", "--base-url", "http://a/v1, http://b/v1"])
+    from mmdemo.settings import base_urls
+
+    assert base_urls(settings) == ["http://a/v1", "http://b/v1"]
