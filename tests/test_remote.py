@@ -169,3 +169,17 @@ def test_the_app_on_a_remote_server_down_at_start(tiny, tmp_path):
             serve.stop()
     finally:
         app.stop()
+
+
+def test_a_server_that_never_answers_times_out_with_a_message():
+    import socket
+
+    with socket.socket() as hung:  # accepts connections (the kernel's backlog) and never replies
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        engine = OpenAIEngine([f"http://127.0.0.1:{hung.getsockname()[1]}/v1"], "m", timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(UserError, match="not reachable"):
+            engine.load()
+        assert time.monotonic() - started < 10
+        assert engine.status().state == "failed"
