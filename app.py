@@ -13,7 +13,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from mmdemo import presets
 from mmdemo.chat import ChatService
 from mmdemo.conversation import Budget
-from mmdemo.engines.runner import MainThreadRunner, run_in_thread
 from mmdemo.errors import UserError
 from mmdemo.settings import Settings, base_urls, parse_settings
 from mmdemo.zerogpu import on_gpu
@@ -29,9 +28,8 @@ EXAMPLES = [
 ]
 
 
-def build_service(settings: Settings, runner: MainThreadRunner) -> ChatService:
-    """The engine (model loads in the background, so the page is up at once) and the chat service.
-    On CPU with one generation at a time, ``generate`` runs on the main thread through ``runner``."""
+def build_service(settings: Settings) -> ChatService:
+    """The engine (model loads in the background, so the page is up at once) and the chat service."""
     from mmdemo.engines.asr import WhisperTranscriber
     from mmdemo.engines.local import TransformersEngine, resolve_device
 
@@ -42,9 +40,7 @@ def build_service(settings: Settings, runner: MainThreadRunner) -> ChatService:
         api_key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
         engine = OpenAIEngine(base_urls(settings), settings.model, api_key)
     else:
-        on_main = device == "cpu" and settings.concurrency == 1
-        engine = TransformersEngine(settings.model or presets.default_model(device), device,
-                                    run_job=runner.submit if on_main else run_in_thread)
+        engine = TransformersEngine(settings.model or presets.default_model(device), device)
         engine.check()
     transcriber = WhisperTranscriber(settings.asr_model or presets.default_asr_model(device), device)
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
@@ -58,22 +54,15 @@ def main() -> None:
     """Parse settings, start loading the model, build the page and serve it."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = parse_settings()
-    runner = MainThreadRunner()
     try:
-        service = build_service(settings, runner)
+        service = build_service(settings)
     except UserError as exc:
         sys.exit(f"mmdemo: {exc}")
     threading.Thread(target=_warm_up, args=(service,), name="mmdemo-load", daemon=True).start()
 
     from mmdemo.ui import build_demo, launch
 
-    demo = build_demo(service, settings, EXAMPLES)
-    launch(demo, settings, service)
-    stop = threading.Event()
-    try:
-        runner.serve(stop)  # the main thread runs generation jobs until the process is interrupted
-    except KeyboardInterrupt:
-        demo.close()
+    launch(build_demo(service, settings, EXAMPLES), settings, service)
 
 
 def _warm_up(service: ChatService) -> None:

@@ -29,7 +29,6 @@ from transformers import StoppingCriteria, StoppingCriteriaList  # noqa: E402
 
 from mmdemo.engines.base import GenerationParams, GenerationStats  # noqa: E402
 from mmdemo.engines.local import TransformersEngine  # noqa: E402
-from mmdemo.engines.runner import MainThreadRunner, run_in_thread  # noqa: E402
 
 IMAGE = ROOT / "assets" / "scene.png"
 QUESTION = "Describe this picture in detail."
@@ -72,21 +71,6 @@ def run_engine(engine: TransformersEngine, tokens: int) -> tuple[float, float]:
         pass
     assert stats.generated_tokens == tokens, "the model ended early: use a random-weight model"
     return stats.first_token_s, stats.tokens_per_s
-
-
-def run_engine_as_in_app(engine: TransformersEngine, runner: MainThreadRunner, tokens: int) -> tuple[float, float]:
-    """As the app runs it on CPU: consumed from a worker thread, ``generate`` on the main thread."""
-    done, result = threading.Event(), []
-
-    def consume() -> None:
-        try:
-            result.append(run_engine(engine, tokens))
-        finally:
-            done.set()
-
-    threading.Thread(target=consume).start()
-    runner.serve(done)
-    return result[0]
 
 
 def run_app(server: object, tokens: int) -> tuple[float, float]:
@@ -135,21 +119,12 @@ def main() -> None:
             model = str(Path(tmp) / "smolvlm2-256m-random")
             Path(model).mkdir()
             build_smolvlm(Path(model), SMOLVLM2_256M)
-        runner = MainThreadRunner()
-        engine = TransformersEngine(model, "cpu", run_job=runner.submit)
-        loaded = threading.Event()
-        threading.Thread(target=lambda: (engine.load(), loaded.set())).start()
-        runner.serve(loaded)  # the warm-up runs on this thread
-        rows: dict[str, list[tuple[float, float]]] = {
-            "raw generate": [], "mmdemo engine, generate on main thread (app on CPU)": [],
-            "mmdemo engine, generate in a worker thread": []}
+        engine = TransformersEngine(model, "cpu")
+        engine.load()
+        rows: dict[str, list[tuple[float, float]]] = {"raw generate": [], "mmdemo engine": []}
         for _ in range(args.runs):  # interleaved, so drift hits every path alike
             rows["raw generate"].append(run_raw(engine, args.tokens))
-            rows["mmdemo engine, generate on main thread (app on CPU)"].append(
-                run_engine_as_in_app(engine, runner, args.tokens))
-            engine.run_job = run_in_thread
-            rows["mmdemo engine, generate in a worker thread"].append(run_engine(engine, args.tokens))
-            engine.run_job = runner.submit
+            rows["mmdemo engine"].append(run_engine(engine, args.tokens))
         if not args.skip_app:
             from helpers import Server
 

@@ -236,8 +236,8 @@ def health_payload(status: EngineStatus) -> tuple[int, dict]:
 
 
 def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
-    """Start serving the page and ``/health`` (returns at once): queue sized by the settings, uploads capped,
-    only assets/ readable besides uploads."""
+    """Serve the page and ``/health``: queue sized by the settings, uploads capped, only assets/ readable
+    besides uploads."""
     from fastapi.responses import JSONResponse
 
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
@@ -261,3 +261,4 @@ def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
         return JSONResponse(body, status_code=code)
 
     demo.app.add_api_route("/health", health, methods=["GET"])  # for load balancers; open even with --auth
+    demo.block_thread()

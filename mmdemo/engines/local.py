@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -21,7 +21,6 @@ from transformers import (
 
 from mmdemo import presets
 from mmdemo.engines.base import Capabilities, EngineStatus, GenerationParams, GenerationStats
-from mmdemo.engines.runner import Job, run_in_thread
 from mmdemo.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
@@ -65,12 +64,9 @@ class _Watch(StoppingCriteria):
 class TransformersEngine:
     """Runs any image/audio-text-to-text checkpoint that ``AutoModelForMultimodalLM`` knows."""
 
-    def __init__(self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None,
-                 run_job: Callable[[Job], None] = run_in_thread) -> None:
-        """``processor_kwargs`` default to mmdemo's per-device settings for the architecture (presets);
-        ``run_job`` decides which thread runs ``generate`` (see :mod:`mmdemo.engines.runner`)."""
+    def __init__(self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None) -> None:
+        """``processor_kwargs`` default to mmdemo's per-device settings for the architecture (presets)."""
         self.model_id = model_id
-        self.run_job = run_job
         self.device = device
         self.dtype = pick_dtype(device)
         self.processor_kwargs = processor_kwargs
@@ -180,16 +176,11 @@ class TransformersEngine:
             else {"do_sample": False}
         )
         failure: list[BaseException] = []
-        finished = threading.Event()
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(self._model, "thinker", self._model)
 
         def run() -> None:
             try:
-                if cancel.is_set():  # stopped while waiting for its turn
-                    stats.cancelled = True
-                    streamer.end()
-                    return
                 with torch.inference_mode():
                     generator.generate(
                         **inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
@@ -199,24 +190,23 @@ class TransformersEngine:
             except BaseException as exc:  # surfaced in the consumer below
                 failure.append(exc)
                 streamer.end()
-            finally:
-                stats.total_s = time.perf_counter() - started
-                speed = stats.tokens_per_s
-                log.info(
-                    "answer: %d prompt tokens, %d generated%s, first token %.2f s, %s tok/s",
-                    stats.prompt_tokens, stats.generated_tokens, " (stopped)" if stats.cancelled else "",
-                    stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
-                )
-                finished.set()
+            stats.total_s = time.perf_counter() - started
+            speed = stats.tokens_per_s
+            log.info(
+                "answer: %d prompt tokens, %d generated%s, first token %.2f s, %s tok/s",
+                stats.prompt_tokens, stats.generated_tokens, " (stopped)" if stats.cancelled else "",
+                stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
+            )
 
-        self.run_job(run)
+        worker = threading.Thread(target=run, name="mmdemo-generate", daemon=True)
+        worker.start()
         try:
             for text in streamer:
                 if text:
                     yield text
         finally:
             cancel.set()  # a consumer that stops early (Stop, disconnect) ends the generation too
-        finished.wait()
+        worker.join()
         if failure:
             raise _generate_error(failure[0]) from failure[0]
 
