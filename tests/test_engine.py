@@ -36,12 +36,12 @@ def test_capabilities(smolvlm_engine, omni_engine):
 
 
 def test_streams_several_deltas_that_join_to_the_answer(engine):
-    stats = GenerationStats()
-    deltas = list(engine.stream(user(IMAGE, TEXT), GREEDY, threading.Event(), stats))
-    assert len(deltas) >= 3
-    assert stats.generated_tokens == GREEDY.max_new_tokens  # random weights rarely pick EOS; these never do
+    stats, params = GenerationStats(), GenerationParams(max_new_tokens=400, temperature=0.0)
+    deltas = list(engine.stream(user(IMAGE, TEXT), params, threading.Event(), stats))
+    assert len(deltas) >= 5  # ~1 s of tokens, handed over at most every 40 ms
+    assert stats.generated_tokens == params.max_new_tokens  # random weights rarely pick EOS; these never do
     assert stats.first_token_s is not None and stats.total_s >= stats.first_token_s
-    again = "".join(engine.stream(user(IMAGE, TEXT), GREEDY, threading.Event()))
+    again = "".join(engine.stream(user(IMAGE, TEXT), params, threading.Event()))
     assert "".join(deltas) == again  # greedy decoding is deterministic: nothing lost between deltas
 
 
@@ -119,3 +119,13 @@ def test_missing_model_fails_with_what_was_tried(tmp_path):
     with pytest.raises(UserError):
         engine.load()
     assert engine.status().state == "failed"
+
+
+def test_batching_streamer_hands_text_over_at_most_every_interval(smolvlm_engine):
+    from mmdemo.engines.local import _BatchingStreamer
+
+    streamer = _BatchingStreamer(smolvlm_engine._processor.tokenizer, interval=10.0)
+    for word in ("one ", "two ", "three "):
+        streamer.on_finalized_text(word)
+    streamer.on_finalized_text("four", stream_end=True)
+    assert list(streamer) == ["one ", "two three four"]  # the first at once, then one hand-over, nothing lost

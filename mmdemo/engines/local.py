@@ -24,6 +24,7 @@ from mmdemo.engines.base import Capabilities, EngineStatus, GenerationParams, Ge
 from mmdemo.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
+STREAM_INTERVAL_S = 0.04  # on CPU, text is handed to the consumer at most 25 times a second
 
 
 def resolve_device(device: str) -> str:
@@ -59,6 +60,27 @@ class _Watch(StoppingCriteria):
         stop = self.cancel.is_set()
         self.stats.cancelled |= stop
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class _BatchingStreamer(TextIteratorStreamer):
+    """A ``TextIteratorStreamer`` that hands text over at most every ``interval`` seconds (the first piece
+    at once, the rest joined; nothing lost). Each hand-over wakes the consuming thread, and on a small
+    CPU a thread that wakes per token steals a core from the model's kernels: measured 17 vs 26 tok/s."""
+
+    def __init__(self, tokenizer: object, interval: float) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.interval = interval
+        self._pending: list[str] = []
+        self._last = 0.0
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        """Buffer ``text``; hand the buffer over when the interval has passed or the stream ends."""
+        self._pending.append(text)
+        now = time.monotonic()
+        if stream_end or now - self._last >= self.interval:
+            self._last = now
+            joined, self._pending = "".join(self._pending), []
+            super().on_finalized_text(joined, stream_end)
 
 
 class TransformersEngine:
@@ -169,7 +191,7 @@ class TransformersEngine:
         stats.audio_tokens = int((ids == self._audio_token_id).sum()) if self._audio_token_id is not None else 0
         max_new_tokens = self._check_context(stats.prompt_tokens, params.max_new_tokens)
         tokenizer = self._processor.tokenizer
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = _BatchingStreamer(tokenizer, STREAM_INTERVAL_S if self.device == "cpu" else 0.0)
         sampling = (
             {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
             if params.temperature > 0
