@@ -31,9 +31,14 @@ CSS = """
 FAILED = "Something went wrong while answering; the details are in the server log. Please try again."
 
 
+def model_name(status: EngineStatus) -> str:
+    """The model as shown to users: a Hub id as is, a local folder by its name only (no server paths)."""
+    return Path(status.model).name if Path(status.model).exists() else status.model
+
+
 def status_markdown(status: EngineStatus) -> str:
     """One status line: which model, where, and whether it is ready."""
-    name = Path(status.model).name if Path(status.model).exists() else status.model
+    name = model_name(status)
     if status.state == "loading":
         return f"⏳ Loading **{name}** on {status.device}… the first answer waits until it is ready."
     if status.state == "failed":
@@ -230,8 +235,7 @@ def _session_events(demo: gr.Blocks, session_hash: str | None) -> int:
 
 def health_payload(status: EngineStatus) -> tuple[int, dict]:
     """HTTP status and body of ``GET /health``: 200 once the model serves, 503 while loading or failed."""
-    name = Path(status.model).name if Path(status.model).exists() else status.model
-    body = {"status": status.state, "model": name, "device": status.device, "detail": status.detail}
+    body = {"status": status.state, "model": model_name(status), "device": status.device, "detail": status.detail}
     return (200 if status.state == "ready" else 503), body
 
 
