@@ -41,7 +41,9 @@ class Prepared:
 
 
 @dataclass
-class _Part:
+class Part:
+    """A piece of a message: text, or a file with its kind."""
+
     kind: str  # "text", "image", "audio" or "other"
     value: str  # the text, or the file path
     new: bool = False
@@ -53,26 +55,26 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub("", text or "").strip()
 
 
-def _parts(content: object, new: bool = False) -> list[_Part]:
+def parts_of(content: object, new: bool = False) -> list[Part]:
     """Normalise any Gradio message content into text and file parts."""
     items = content if isinstance(content, list | tuple) else [content]
     parts = []
     for item in items:
         if isinstance(item, str):
-            parts.append(_Part("text", item, new))
+            parts.append(Part("text", item, new))
         elif isinstance(item, dict) and item.get("type") == "text":
-            parts.append(_Part("text", item.get("text", ""), new))
+            parts.append(Part("text", item.get("text", ""), new))
         elif isinstance(item, dict) and ("path" in item or "file" in item):
             file = item.get("file", item)
             path = file["path"]
-            parts.append(_Part(media.media_kind(path, file.get("mime_type")), path, new))
+            parts.append(Part(media.media_kind(path, file.get("mime_type")), path, new))
     return parts
 
 
-def _turns(history: Sequence[dict], text: str, files: Sequence[str]) -> list[tuple[str, list[_Part]]]:
-    turns: list[tuple[str, list[_Part]]] = []
+def _turns(history: Sequence[dict], text: str, files: Sequence[str]) -> list[tuple[str, list[Part]]]:
+    turns: list[tuple[str, list[Part]]] = []
 
-    def add(role: str, parts: list[_Part]) -> None:
+    def add(role: str, parts: list[Part]) -> None:
         if turns and turns[-1][0] == role:
             turns[-1][1].extend(parts)  # chat templates expect roles to alternate
         else:
@@ -81,17 +83,17 @@ def _turns(history: Sequence[dict], text: str, files: Sequence[str]) -> list[tup
     for message in history:
         if (message.get("metadata") or {}).get("title") or message.get("role") not in ("user", "assistant"):
             continue
-        add(message["role"], _parts(message.get("content")))
-    new_parts = _parts([{"path": f} for f in files], new=True)
+        add(message["role"], parts_of(message.get("content")))
+    new_parts = parts_of([{"path": f} for f in files], new=True)
     if text:
-        new_parts.append(_Part("text", text, True))
+        new_parts.append(Part("text", text, True))
     add("user", new_parts)
     while turns and turns[0][0] != "user":
         turns.pop(0)
     return turns
 
 
-def _apply_budget(turns: list[tuple[str, list[_Part]]], budget: Budget) -> list[str]:
+def _apply_budget(turns: list[tuple[str, list[Part]]], budget: Budget) -> list[str]:
     """Keep the newest images and clips within the budget; mark older ones dropped."""
     notices = []
     for kind, limit, label in (("image", budget.max_images, "image"), ("audio", budget.max_audio, "audio clip")):
@@ -133,7 +135,7 @@ def build_messages(
 
 
 def _safe_convert(
-    part: _Part, caps: Capabilities, budget: Budget, transcribe: Callable[[np.ndarray], str] | None,
+    part: Part, caps: Capabilities, budget: Budget, transcribe: Callable[[np.ndarray], str] | None,
     prepared: Prepared,
 ) -> dict | None:
     """Convert a part; a history item that no longer loads becomes a placeholder instead of failing the turn."""
@@ -146,7 +148,7 @@ def _safe_convert(
 
 
 def _convert(
-    part: _Part, caps: Capabilities, budget: Budget, transcribe: Callable[[np.ndarray], str] | None,
+    part: Part, caps: Capabilities, budget: Budget, transcribe: Callable[[np.ndarray], str] | None,
     prepared: Prepared,
 ) -> dict | None:
     name = media.display_name(part.value)
@@ -183,6 +185,6 @@ def _convert(
     return {"type": "text", "text": f'[Voice clip "{name}", transcribed: {transcript or "(no speech heard)"}]'}
 
 
-def _note(prepared: Prepared, part: _Part, notes: list[str]) -> None:
+def _note(prepared: Prepared, part: Part, notes: list[str]) -> None:
     if part.new:
         prepared.notices.extend(notes)

@@ -12,9 +12,11 @@ from pathlib import Path
 import gradio as gr
 
 from mmdemo.chat import ChatService
-from mmdemo.engines.base import EngineStatus, GenerationStats
+from mmdemo.engines.base import GenerationStats
 from mmdemo.errors import UserError
+from mmdemo.export import export_conversation
 from mmdemo.settings import Settings, credentials
+from mmdemo.views import health_payload, model_card, model_name, speed_strip, status_markdown
 
 log = logging.getLogger(__name__)
 
@@ -29,39 +31,11 @@ CSS = """
 #chat img { max-width: 100%; max-height: 320px; width: auto; height: auto; object-fit: contain; }
 """
 FAILED = "Something went wrong while answering; the details are in the server log. Please try again."
-
-
-def model_name(status: EngineStatus) -> str:
-    """The model as shown to users: a Hub id as is, a local folder by its name only (no server paths)."""
-    return Path(status.model).name if Path(status.model).exists() else status.model
-
-
-def status_markdown(status: EngineStatus) -> str:
-    """One status line: which model, where, and whether it is ready."""
-    name = model_name(status)
-    if status.state == "loading":
-        return f"⏳ Loading **{name}** on {status.device}… the first answer waits until it is ready."
-    if status.state == "failed":
-        return f"❌ **{name}** could not be loaded: {status.detail}"
-    return f"✅ **{name}** ready on {status.device} ({status.detail})"
-
-
-def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool) -> dict:
-    """The chat line under an answer: time to first token and decode speed (live while streaming)."""
-    speed = f"{stats.tokens_per_s:.1f} tok/s" if stats.tokens_per_s else "… tok/s"
-    first = f"{stats.first_token_s:.2f} s to first token" if stats.first_token_s is not None else "prefilling…"
-    parts = [f"text {stats.text_tokens}"] + [
-        f"{name} {count}" for name, count in (("image", stats.image_tokens), ("audio", stats.audio_tokens)) if count
-    ]
-    detail = f"Prompt {stats.prompt_tokens} tokens ({' · '.join(parts)}) · generated {stats.generated_tokens}"
-    if queue_wait is not None and queue_wait >= 0.05:
-        detail += f" · waited {queue_wait:.1f} s in the queue"
-    return {
-        "role": "assistant", "content": detail,
-        "metadata": {"title": f"⚡ {first} · {speed} · {stats.generated_tokens} tokens"
-                              + (" · stopped" if stats.cancelled else ""),
-                     "status": "done" if done else "pending"},
-    }
+ESCAPE_STOPS = """() => {
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") document.querySelector("#stop")?.click();
+  });
+}"""
 
 
 def _user_message(text: str, files: list[str]) -> dict:
@@ -173,9 +147,14 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                                     f"{settings.session_limit}). Wait for them to finish or stop them.")
         return [message_check] + [gr.validate(True, "")] * 5
 
-    def status() -> tuple[str, gr.Timer]:
+    def status() -> tuple[str, gr.Timer, str]:
         current = service.engine.status()
-        return status_markdown(current), gr.Timer(active=current.state == "loading")
+        return status_markdown(current), gr.Timer(active=current.state == "loading"), model_card(service)
+
+    def export_chat(chat: list[dict]) -> dict:
+        if not chat:
+            raise gr.Error("There is nothing to export yet: the chat is empty.")
+        return gr.File(value=str(export_conversation(chat, model_name(service.engine.status()))), visible=True)
 
     with gr.Blocks(title="mmdemo · multimodal chat", fill_height=True) as demo:
         gr.Markdown("# mmdemo · multimodal chat")
@@ -190,14 +169,18 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         )
         with gr.Row():
             send = gr.Button("Send", variant="primary", elem_id="send")
-            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+            stop = gr.Button("Stop (Esc)", variant="stop", elem_id="stop")
             clear = gr.Button("Clear", elem_id="clear")
+            export = gr.Button("Export chat", elem_id="export")
+        exported = gr.File(label="Conversation (Markdown, JSON and media)", visible=False, elem_id="exported")
         with gr.Accordion("Generation settings", open=False):
             system = gr.Textbox(label="System prompt", value=settings.system_prompt, lines=2)
             max_tokens = gr.Slider(1, settings.max_new_tokens, value=min(256, settings.max_new_tokens), step=1,
                                    label="Max new tokens")
             temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
             top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p")
+        with gr.Accordion("About this model", open=False):
+            card = gr.Markdown(model_card(service), elem_id="model-card")
         if examples:
             gr.Examples(examples=[[e] for e in examples], inputs=[textbox], label="Examples: click one, then Send")
         pending = gr.State()
@@ -220,8 +203,9 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         api_button.click(chat_api, [textbox, api_history, *settings_inputs], [api_answer, api_history],
                          api_name="chat", concurrency_id="model", concurrency_limit=settings.concurrency,
                          validator=session_limit)
-        timer.tick(status, None, [status_line, timer], queue=False, api_visibility="undocumented")
-        demo.load(status, None, [status_line, timer], queue=False, api_visibility="undocumented")
+        timer.tick(status, None, [status_line, timer, card], queue=False, api_visibility="undocumented")
+        demo.load(status, None, [status_line, timer, card], queue=False, api_visibility="undocumented")
+        export.click(export_chat, [chatbot], [exported], api_visibility="undocumented")
     return demo
 
 
@@ -233,12 +217,6 @@ def _session_events(demo: gr.Blocks, session_hash: str | None) -> int:
     return sum(e.session_hash == session_hash for e in waiting + running)
 
 
-def health_payload(status: EngineStatus) -> tuple[int, dict]:
-    """HTTP status and body of ``GET /health``: 200 once the model serves, 503 while loading or failed."""
-    body = {"status": status.state, "model": model_name(status), "device": status.device, "detail": status.detail}
-    return (200 if status.state == "ready" else 503), body
-
-
 def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
     """Serve the page and ``/health``: queue sized by the settings, uploads capped, only assets/ readable
     besides uploads."""
@@ -247,7 +225,8 @@ def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
     demo.launch(
         server_name=settings.host, server_port=settings.port, max_file_size=f"{settings.max_file_mb}mb",
-        allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS, auth=credentials(settings),
+        allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS, js=ESCAPE_STOPS,
+        auth=credentials(settings),
         footer_links=["api", "settings"], prevent_thread_lock=True,
     )
 

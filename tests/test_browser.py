@@ -6,9 +6,11 @@ Screenshots go to $MMDEMO_SCREENSHOTS when set (the README's come from
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,14 @@ def test_image_question_streams_and_stop_works(browser, app, shots):
     page.screenshot(path=str(shots / "desktop.png"))
     assert_not_blank(shots / "desktop.png", page.locator("#chat").bounding_box())
 
+    page.click("#export")
+    page.wait_for_selector("#exported [aria-label='conversation.zip']", timeout=10_000)
+    download = page.request.get(page.get_attribute("#exported a[data-testid=download-link]", "href"))
+    with zipfile.ZipFile(io.BytesIO(download.body())) as archive:
+        assert {"conversation.md", "conversation.json", "media/01-scene.png"} <= set(archive.namelist())
+    page.click("text=About this model")
+    assert "Takes" in page.inner_text("#model-card") and "text, images" in page.inner_text("#model-card")
+
     page.click("#clear")
     page.wait_for_function("document.querySelectorAll('#chat .bot').length == 0", timeout=10_000)
 
@@ -94,7 +104,7 @@ def test_image_question_streams_and_stop_works(browser, app, shots):
     page.fill("#input textarea", "Now tell me a very long story.")
     page.click("#send")
     page.wait_for_selector("#chat :text('tok/s')", timeout=20_000)  # streaming, with its live speed strip
-    page.click("#stop")
+    page.keyboard.press("Escape")  # the Stop button's shortcut
     page.wait_for_selector("#chat :text('stopped')", timeout=5_000)  # the speed strip says so
     time.sleep(0.5)
     settled = []
@@ -104,6 +114,8 @@ def test_image_question_streams_and_stop_works(browser, app, shots):
     assert len(set(settled)) == 1, "the answer kept growing after Stop"
     assert page.locator("#input textarea").is_enabled()
     assert "(stopped)" in app.log()  # the server's generation ended, not only the display
+    page.click("#stop")  # the button itself, with nothing running: harmless
+    assert page.locator("#input textarea").is_enabled()
 
 
 def test_phone_layout_keeps_the_input_reachable(browser, app, shots):

@@ -1,0 +1,67 @@
+"""What the page shows about the model and each answer: status line, model card, speed strip, health.
+
+Plain functions of engine state (no gradio, no torch), so tests and the ``/health`` route share them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmdemo.chat import ChatService
+from mmdemo.engines.base import EngineStatus, GenerationStats
+from mmdemo.presets import PRESETS
+
+
+def model_name(status: EngineStatus) -> str:
+    """The model as shown to users: a Hub id as is, a local folder by its name only (no server paths)."""
+    return Path(status.model).name if Path(status.model).exists() else status.model
+
+
+def status_markdown(status: EngineStatus) -> str:
+    """One status line: which model, where, and whether it is ready."""
+    name = model_name(status)
+    if status.state == "loading":
+        return f"⏳ Loading **{name}** on {status.device}… the first answer waits until it is ready."
+    if status.state == "failed":
+        return f"❌ **{name}** could not be loaded: {status.detail}"
+    return f"✅ **{name}** ready on {status.device} ({status.detail})"
+
+
+def model_card(service: ChatService) -> str:
+    """What the loaded model is and takes, for the "About this model" panel."""
+    status = service.engine.status()
+    preset = PRESETS.get(status.model)
+    rows = [("Model", f"`{model_name(status)}`"), ("Runs on", status.device)]
+    if preset:
+        rows += [("Size", preset.size), ("Licence", preset.licence)]
+    if status.state == "ready":
+        caps = service.engine.capabilities
+        takes = ["text"] + [kind for kind, ok in (("images", caps.image), ("audio", caps.audio)) if ok]
+        rows.append(("Takes", ", ".join(takes) + ("" if caps.audio else " (voice clips are transcribed first)")))
+        if caps.context_tokens:
+            rows.append(("Context", f"{caps.context_tokens:,} tokens"))
+    return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+
+
+def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool) -> dict:
+    """The chat line under an answer: time to first token and decode speed (live while streaming)."""
+    speed = f"{stats.tokens_per_s:.1f} tok/s" if stats.tokens_per_s else "… tok/s"
+    first = f"{stats.first_token_s:.2f} s to first token" if stats.first_token_s is not None else "prefilling…"
+    parts = [f"text {stats.text_tokens}"] + [
+        f"{name} {count}" for name, count in (("image", stats.image_tokens), ("audio", stats.audio_tokens)) if count
+    ]
+    detail = f"Prompt {stats.prompt_tokens} tokens ({' · '.join(parts)}) · generated {stats.generated_tokens}"
+    if queue_wait is not None and queue_wait >= 0.05:
+        detail += f" · waited {queue_wait:.1f} s in the queue"
+    return {
+        "role": "assistant", "content": detail,
+        "metadata": {"title": f"⚡ {first} · {speed} · {stats.generated_tokens} tokens"
+                              + (" · stopped" if stats.cancelled else ""),
+                     "status": "done" if done else "pending"},
+    }
+
+
+def health_payload(status: EngineStatus) -> tuple[int, dict]:
+    """HTTP status and body of ``GET /health``: 200 once the model serves, 503 while loading or failed."""
+    body = {"status": status.state, "model": model_name(status), "device": status.device, "detail": status.detail}
+    return (200 if status.state == "ready" else 503), body
