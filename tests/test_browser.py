@@ -29,7 +29,8 @@ def browser():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])  # a synthetic microphone
         yield browser
         browser.close()
 
@@ -130,3 +131,20 @@ def test_phone_layout_keeps_the_input_reachable(browser, app, shots):
     page.locator("#chat").scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "phone.png"))
     assert_not_blank(shots / "phone.png", page.locator("#chat").bounding_box())
+
+
+def test_microphone_recording_is_transcribed_and_answered(browser, app):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, permissions=["microphone"])
+    page = context.new_page()
+    page.goto(app.url)
+    page.wait_for_selector("#status:has-text('ready')", timeout=30_000)
+    page.click("#input button[aria-label='Record audio']")
+    page.click("#input button[aria-label='Start recording']")
+    time.sleep(2.5)
+    page.click("#input button[aria-label='Stop recording']")
+    page.click("#input button[aria-label='Attach audio']")
+    page.click("#send")
+    page.wait_for_selector("#chat :text('Transcript of')", timeout=30_000)  # Whisper heard the recording
+    page.wait_for_selector("#chat :text('tok/s')", timeout=30_000)
+    assert "transcribed 2." in app.log() or "transcribed 3." in app.log()
+    context.close()
