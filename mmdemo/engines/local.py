@@ -137,7 +137,10 @@ class TransformersEngine:
                 raise UserError(detail) from exc
             loaded = time.perf_counter() - started
             self._status = EngineStatus("loading", self.model_id, self.device, "warming up")
-            self._warm_up()
+            try:
+                self._warm_up()
+            except Exception:  # the model is loaded; a failed warm-up only costs the first user time
+                log.exception("warm-up of %s failed", self.model_id)
             warm = time.perf_counter() - started - loaded
             dtype = str(self.dtype).removeprefix("torch.")
             detail = f"{dtype}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
@@ -151,8 +154,10 @@ class TransformersEngine:
         if getattr(config, "enable_audio_output", False):
             config.enable_audio_output = False  # text out: omni models' speech head stays unloaded
         processor = AutoProcessor.from_pretrained(self.model_id)
-        model = AutoModelForMultimodalLM.from_pretrained(self.model_id, config=config, dtype=self.dtype)
-        model.to(self.device).eval()
+        # Weights go straight to the device (no second copy in host memory on the way to a GPU).
+        model = AutoModelForMultimodalLM.from_pretrained(self.model_id, config=config, dtype=self.dtype,
+                                                         device_map=self.device)
+        model.eval()
         feature_extractor = getattr(processor, "feature_extractor", None)
         rate = getattr(feature_extractor, "sampling_rate", 16000)
         text_config = model.config.get_text_config()
