@@ -79,16 +79,19 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         return gr.MultimodalTextbox(value=None, interactive=False), [*chat, _user_message(text, files)], pending
 
     def bot_turn(message: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
-                 top_p: float, request: gr.Request) -> Iterator[list[dict]]:
+                 top_p: float, request: gr.Request) -> Iterator[tuple[list[dict], dict]]:
+        """Stream one answer into the chat; a turn that fails or is stopped before it starts leaves the chat
+        and goes back into the input box, so nothing typed is lost."""
         queue_wait = time.monotonic() - message["submitted"]
         text, files = _split(message)
-        history, shown = chat[:-1], list(chat)
+        history, shown, keep = chat[:-1], list(chat), gr.skip()
+        give_back = gr.MultimodalTextbox(value={"text": text, "files": files}, interactive=True)
         stats, stop = GenerationStats(), stops.setdefault(request.session_hash, threading.Event())
         answer: dict | None = None
         last = 0.0
         try:
             if stop.is_set():  # Stop was pressed while this turn waited in the queue
-                yield history
+                yield history, give_back
                 return
             for kind, delta, title in respond(text, files, history, system, max_tokens, temperature, top_p, stats,
                                               stop):
@@ -96,7 +99,7 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                     gr.Info(delta)
                 elif kind == "transcript":
                     shown.append({"role": "assistant", "content": delta, "metadata": {"title": title}})
-                    yield shown
+                    yield shown, keep
                 else:
                     if answer is None:
                         answer = {"role": "assistant", "content": ""}
@@ -105,9 +108,9 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                     if time.monotonic() - last >= UPDATE_INTERVAL_S:
                         last = time.monotonic()
                         shown[-1] = speed_strip(stats, queue_wait, done=False)
-                        yield shown
+                        yield shown, keep
         except gr.Error:
-            yield history  # the message that failed leaves the chat, so the next turn is not poisoned
+            yield history, give_back  # the failed message leaves the chat, so the next turn is not poisoned
             raise
         finally:
             if stops.get(request.session_hash) is stop:
@@ -116,7 +119,7 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
             shown.append({"role": "assistant", "content": "*(the model gave an empty answer)*"})
         else:
             shown[-1] = speed_strip(stats, queue_wait, done=True)
-        yield shown
+        yield shown, keep
 
     def request_stop(request: gr.Request) -> dict:
         """Stop this session's answer: generation ends at the next token and the turn finishes normally."""
@@ -192,8 +195,9 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         settings_inputs = [system, max_tokens, temperature, top_p]
         turn = gr.on([textbox.submit, send.click], add_user_message, [textbox, chatbot], [textbox, chatbot, pending],
                      queue=False, api_visibility="undocumented")
-        answering = turn.success(bot_turn, [pending, chatbot, *settings_inputs], [chatbot], concurrency_id="model",
-                              concurrency_limit=settings.concurrency, api_visibility="undocumented")
+        answering = turn.success(bot_turn, [pending, chatbot, *settings_inputs], [chatbot, textbox],
+                                 concurrency_id="model", concurrency_limit=settings.concurrency,
+                                 api_visibility="undocumented")
         answering.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False,
                     api_visibility="undocumented")
         stop.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented")

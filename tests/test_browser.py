@@ -148,3 +148,16 @@ def test_microphone_recording_is_transcribed_and_answered(browser, app):
     page.wait_for_selector("#chat :text('tok/s')", timeout=30_000)
     assert "transcribed 2." in app.log() or "transcribed 3." in app.log()
     context.close()
+
+
+def test_a_bad_file_gets_a_message_and_the_question_comes_back(browser, app, tmp_path):
+    broken = tmp_path / "holiday.jpg"
+    broken.write_bytes(b"not a photo at all")
+    page = open_page(browser, app.url, 1440, 900)
+    page.set_input_files("#input input[type=file]", [str(broken)])
+    page.fill("#input textarea", "Where was this taken?")
+    page.click("#send")
+    page.wait_for_selector("text=The image 'holiday.jpg' could not be read", timeout=20_000)
+    page.wait_for_function("document.querySelector('#input textarea').value === 'Where was this taken?'",
+                           timeout=10_000)  # nothing typed is lost
+    assert page.locator("#chat .user").count() == 0  # and the failed message left the chat
