@@ -40,7 +40,7 @@ def model_card(service: ChatService) -> str:
         rows.append(("Takes", ", ".join(takes) + ("" if caps.audio else " (voice clips are transcribed first)")))
         if caps.context_tokens:
             rows.append(("Context", f"{caps.context_tokens:,} tokens"))
-    return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    return "\n".join(f"- **{k}**: {v}" for k, v in rows)
 
 
 def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool) -> dict:
