@@ -64,6 +64,29 @@ class EngineStatus:
     detail: str = ""
 
 
+class EngineBase:
+    """Bookkeeping shared by the engines: ``status()`` and ``capabilities`` (which loads first).
+    Subclasses set ``_status`` and ``_capabilities`` and implement ``load()`` and ``stream()``."""
+
+    _status: EngineStatus
+    _capabilities: Capabilities | None = None
+
+    def load(self) -> None:
+        """Load the model or reach the server; set ``_capabilities`` or raise ``UserError``."""
+        raise NotImplementedError
+
+    def status(self) -> EngineStatus:
+        """Current state, for the status line and ``/health``; never blocks."""
+        return self._status
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Inputs the model takes; loads it first if needed."""
+        self.load()
+        assert self._capabilities is not None
+        return self._capabilities
+
+
 class Engine(Protocol):
     """A model that turns chat messages into a stream of text.
 

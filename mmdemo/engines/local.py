@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from mmdemo import presets
-from mmdemo.engines.base import Capabilities, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.engines.base import Capabilities, EngineBase, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class _BatchingStreamer(TextIteratorStreamer):
             super().on_finalized_text(joined, stream_end)
 
 
-class TransformersEngine:
+class TransformersEngine(EngineBase):
     """Runs any image/audio-text-to-text checkpoint that ``AutoModelForMultimodalLM`` knows."""
 
     def __init__(self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None) -> None:
@@ -99,17 +99,6 @@ class TransformersEngine:
         self._image_token_id: int | None = None
         self._audio_token_id: int | None = None
         self._status = EngineStatus("loading", model_id, device)
-
-    def status(self) -> EngineStatus:
-        """Current loading state."""
-        return self._status
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Inputs the loaded model takes."""
-        self.load()
-        assert self._capabilities is not None
-        return self._capabilities
 
     def check(self) -> None:
         """Fail fast, before any weights load, when ``model_id`` names no checkpoint."""

@@ -22,7 +22,7 @@ import openai
 import soundfile
 from PIL import Image
 
-from mmdemo.engines.base import Capabilities, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.engines.base import Capabilities, EngineBase, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _part(part: dict) -> dict:
     return {"type": "text", "text": part["text"]}
 
 
-class OpenAIEngine:
+class OpenAIEngine(EngineBase):
     """Streams chat completions from OpenAI-compatible servers; same protocol as the local engine."""
 
     def __init__(self, base_urls: Sequence[str], model: str, api_key: str | None = None, timeout: float = 120.0,
@@ -76,17 +76,6 @@ class OpenAIEngine:
         hosts = ", ".join(urlparse(r.url).netloc for r in self._replicas)
         self._device = f"remote server{'s' if len(self._replicas) > 1 else ''} {hosts}"
         self._status = EngineStatus("loading", model, self._device, "connecting")
-
-    def status(self) -> EngineStatus:
-        """Current state: connecting, ready, or failed (retried on the next request)."""
-        return self._status
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """What the served model takes, probed once a server answers."""
-        self.load()
-        assert self._capabilities is not None
-        return self._capabilities
 
     def load(self) -> None:
         """Probe the model's inputs on the first reachable server; retried while none answers."""
