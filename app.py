@@ -32,17 +32,20 @@ def build_service(settings: Settings) -> ChatService:
     """The engine (model loads in the background, so the page is up at once) and the chat service."""
     from mmdemo.engines.asr import WhisperTranscriber
     from mmdemo.engines.local import TransformersEngine, resolve_device
+    from mmdemo.engines.workers import TorchWorkers
 
     device = resolve_device(settings.device)
+    workers = TorchWorkers(settings.concurrency)  # every PyTorch call of the process runs on these threads
     if settings.engine == "openai":
         from mmdemo.engines.remote import OpenAIEngine
 
         api_key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
         engine = OpenAIEngine(base_urls(settings), settings.model, api_key)
     else:
-        engine = TransformersEngine(settings.model or presets.default_model(device), device)
+        engine = TransformersEngine(settings.model or presets.default_model(device), device, workers=workers)
         engine.check()
-    transcriber = WhisperTranscriber(settings.asr_model or presets.default_asr_model(device), device)
+    transcriber = WhisperTranscriber(settings.asr_model or presets.default_asr_model(device), device,
+                                     workers=workers)
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
                     settings.max_context_audio)
     service = ChatService(engine, transcriber, budget, settings.max_new_tokens)

@@ -29,6 +29,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList  # noqa: E402
 
 from mmdemo.engines.base import GenerationParams, GenerationStats  # noqa: E402
 from mmdemo.engines.local import TransformersEngine  # noqa: E402
+from mmdemo.engines.workers import TorchWorkers  # noqa: E402
 
 IMAGE = ROOT / "assets" / "scene.png"
 QUESTION = "Describe this picture in detail."
@@ -51,7 +52,7 @@ def _messages() -> list[dict]:
 
 
 def run_raw(engine: TransformersEngine, tokens: int) -> tuple[float, float]:
-    """Processor + ``model.generate`` alone (the engine's loaded objects, none of its code path)."""
+    """Processor + ``model.generate`` alone (the engine's loaded objects and torch thread, none of its code)."""
     started = time.perf_counter()
     inputs = engine._processor.apply_chat_template(
         _messages(), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
@@ -79,8 +80,8 @@ def run_app(server: object, tokens: int) -> tuple[float, float]:
 
     client = Client(server.url, verbose=False)
     started = time.perf_counter()
-    job = client.submit({"text": QUESTION, "files": [handle_file(IMAGE)]}, max_tokens=tokens, temperature=0,
-                        api_name="/chat")
+    job = client.submit({"text": QUESTION, "files": [handle_file(IMAGE)]}, system="", max_tokens=tokens,
+                        temperature=0, api_name="/chat")  # no system prompt: the same prompt as the others
     first = None
     for _ in job:
         first = first or time.perf_counter()
@@ -110,6 +111,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--skip-app", action="store_true", help="only raw generate and the engine")
     args = parser.parse_args()
+    # All PyTorch work on one thread, as in the app (see mmdemo/engines/workers.py).
+    workers = TorchWorkers()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if model is None:
@@ -118,12 +121,12 @@ def main() -> None:
             torch.manual_seed(0)
             model = str(Path(tmp) / "smolvlm2-256m-random")
             Path(model).mkdir()
-            build_smolvlm(Path(model), SMOLVLM2_256M)
-        engine = TransformersEngine(model, "cpu")
+            workers.run(build_smolvlm, Path(model), SMOLVLM2_256M)
+        engine = TransformersEngine(model, "cpu", workers=workers)
         engine.load()
         rows: dict[str, list[tuple[float, float]]] = {"raw generate": [], "mmdemo engine": []}
         for _ in range(args.runs):  # interleaved, so drift hits every path alike
-            rows["raw generate"].append(run_raw(engine, args.tokens))
+            rows["raw generate"].append(workers.run(run_raw, engine, args.tokens))
             rows["mmdemo engine"].append(run_engine(engine, args.tokens))
         if not args.skip_app:
             from helpers import Server

@@ -76,7 +76,8 @@ def test_hundred_cancelled_requests_leave_no_threads(smolvlm_engine):
         next(stream)
         stopped_at = time.perf_counter()
         stream.close()
-        while not stats.total_s:
+        ends = time.monotonic() + 5
+        while not stats.total_s and time.monotonic() < ends:
             time.sleep(0.001)
         latencies.append(time.perf_counter() - stopped_at)
         assert stats.cancelled
@@ -84,7 +85,9 @@ def test_hundred_cancelled_requests_leave_no_threads(smolvlm_engine):
     while threading.active_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= baseline
-    assert not [t for t in threading.enumerate() if t.name == "mmdemo-generate"]
+    torch_threads = [t for t in threading.enumerate() if t.name.startswith("mmdemo-torch")]
+    assert len(torch_threads) <= smolvlm_engine.workers.size
+    assert smolvlm_engine.workers.submit(lambda: True).result(timeout=5)  # the torch thread is free again
     assert max(latencies) < 0.5
     median, worst = sorted(latencies)[50] * 1000, max(latencies) * 1000
     print(f"\nStop → generation ended: median {median:.1f} ms, max {worst:.1f} ms")

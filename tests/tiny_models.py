@@ -9,6 +9,7 @@ through exactly the same ``from_pretrained`` path as the published checkpoints.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,9 @@ _TEXT = dict(
 )
 
 
-def _tokenizer(special: list[str], **kwargs: object) -> PreTrainedTokenizerFast:
+def _tokenizer(special: list[str], vocab: int | None = None, **kwargs: object) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on a small corpus; ``vocab`` pads its vocabulary (not its added tokens, as
+    with a real tokenizer) with ordinary words so that every id a full-size model generates decodes."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -37,6 +40,11 @@ def _tokenizer(special: list[str], **kwargs: object) -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(_CORPUS, trainer)
+    if vocab:
+        state = json.loads(tok.to_str())
+        words = state["model"]["vocab"]
+        words.update({f"\u0120w{i}": i for i in range(len(words), vocab)})
+        tok = Tokenizer.from_str(json.dumps(state))
     return PreTrainedTokenizerFast(tokenizer_object=tok, **kwargs)
 
 
@@ -77,7 +85,6 @@ _TINY_SMOLVLM = dict(
 
 def build_smolvlm(out: Path, sizes: dict | None = None) -> None:
     """SmolVLM2 (image + text; the CPU default's architecture), tiny unless ``sizes`` says otherwise."""
-    from tokenizers import AddedToken
     from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
     from transformers.models.smolvlm.image_processing_smolvlm import SmolVLMImageProcessor
     from transformers.models.smolvlm.video_processing_smolvlm import SmolVLMVideoProcessor
@@ -85,10 +92,8 @@ def build_smolvlm(out: Path, sizes: dict | None = None) -> None:
     sizes = sizes or _TINY_SMOLVLM
     special = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>",
                "<image>", "<global-img>", "<video>"]
-    tok = _tokenizer(special, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
+    tok = _tokenizer(special, sizes["vocab"], bos_token="<|im_start|>", eos_token="<end_of_utterance>",
                      pad_token="<|endoftext|>")
-    if sizes["vocab"]:  # full vocabulary: every generated id decodes to a word, as with a real tokenizer
-        tok.add_tokens([AddedToken(f" w{i}", normalized=False) for i in range(sizes["vocab"] - len(tok))])
     ids = {t: tok.convert_tokens_to_ids(t) for t in special}
     img, patch, scale = sizes["img"], 16, sizes["scale"]
     size = {"longest_edge": img}

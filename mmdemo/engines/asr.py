@@ -11,6 +11,7 @@ from collections import OrderedDict
 import numpy as np
 
 from mmdemo.engines.local import pick_dtype
+from mmdemo.engines.workers import TorchWorkers
 from mmdemo.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,13 @@ class WhisperTranscriber:
 
     sampling_rate = 16000
 
-    def __init__(self, model_id: str, device: str = "cpu", cache_size: int = 128) -> None:
+    def __init__(
+        self, model_id: str, device: str = "cpu", cache_size: int = 128, workers: TorchWorkers | None = None
+    ) -> None:
+        """``workers``: the threads that run PyTorch, shared with the chat model (see ``workers``)."""
         self.model_id = model_id
         self.device = device
+        self.workers = workers or TorchWorkers()
         self._pipeline = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, str] = OrderedDict()
@@ -42,9 +47,9 @@ class WhisperTranscriber:
 
             started = time.perf_counter()
             try:
-                self._pipeline = pipeline(
-                    "automatic-speech-recognition", model=self.model_id, device=self.device,
-                    dtype=pick_dtype(self.device),
+                self._pipeline = self.workers.run(
+                    lambda: pipeline("automatic-speech-recognition", model=self.model_id, device=self.device,
+                                     dtype=pick_dtype(self.device))
                 )
             except Exception as exc:
                 log.exception("loading ASR model %s failed", self.model_id)
@@ -63,7 +68,9 @@ class WhisperTranscriber:
         self.load()
         started = time.perf_counter()
         with self._lock:
-            result = self._pipeline({"raw": samples, "sampling_rate": self.sampling_rate}, chunk_length_s=30)
+            result = self.workers.run(
+                lambda: self._pipeline({"raw": samples, "sampling_rate": self.sampling_rate}, chunk_length_s=30)
+            )
         text = result["text"].strip()
         log.info("transcribed %.1f s of audio in %.2f s", samples.size / self.sampling_rate,
                  time.perf_counter() - started)

@@ -21,6 +21,7 @@ from transformers import (
 
 from mmdemo import presets
 from mmdemo.engines.base import Capabilities, EngineBase, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.engines.workers import TorchWorkers
 from mmdemo.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
@@ -86,12 +87,17 @@ class _BatchingStreamer(TextIteratorStreamer):
 class TransformersEngine(EngineBase):
     """Runs any image/audio-text-to-text checkpoint that ``AutoModelForMultimodalLM`` knows."""
 
-    def __init__(self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None) -> None:
-        """``processor_kwargs`` default to mmdemo's per-device settings for the architecture (presets)."""
+    def __init__(
+        self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None,
+        workers: TorchWorkers | None = None,
+    ) -> None:
+        """``processor_kwargs`` default to mmdemo's per-device settings for the architecture (presets);
+        ``workers`` are the threads that run the model (shared with the speech model; default: one)."""
         self.model_id = model_id
         self.device = device
         self.dtype = pick_dtype(device)
         self.processor_kwargs = processor_kwargs
+        self.workers = workers or TorchWorkers()
         self._lock = threading.Lock()
         self._model = None
         self._processor = None
@@ -118,7 +124,7 @@ class TransformersEngine(EngineBase):
                 raise UserError(self._status.detail)
             started = time.perf_counter()
             try:
-                self._load()
+                self.workers.run(self._load)
             except Exception as exc:
                 detail = _load_error(self.model_id, exc)
                 log.exception("loading %s failed", self.model_id)
@@ -174,38 +180,62 @@ class TransformersEngine(EngineBase):
         self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
         stats: GenerationStats | None = None,
     ) -> Iterator[str]:
-        """Generate in a worker thread and yield text deltas as the streamer produces them."""
+        """Prepare and generate on a torch worker thread; yield text deltas as the streamer produces them."""
         started = time.perf_counter()
         stats = stats if stats is not None else GenerationStats()
         self.load()
+        streamer = _BatchingStreamer(self._processor.tokenizer, STREAM_INTERVAL_S if self.device == "cpu" else 0.0)
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            if cancel.is_set():  # stopped while waiting for a worker: nothing to do
+                streamer.end()
+                return
+            try:
+                self._generate(messages, params, cancel, stats, streamer, started)
+            except BaseException as exc:  # surfaced in the consumer below
+                failure.append(exc)
+                streamer.end()
+
+        job = self.workers.submit(run)
+        try:
+            for text in streamer:
+                if text:
+                    yield text
+        except GeneratorExit:
+            cancel.set()  # a consumer that stops early (Stop, disconnect) ends the generation too
+            raise
+        job.result()
+        if failure and isinstance(failure[0], UserError):
+            raise failure[0]
+        if failure:
+            raise _generate_error(failure[0]) from failure[0]
+
+    def _generate(
+        self, messages: list[dict], params: GenerationParams, cancel: threading.Event, stats: GenerationStats,
+        streamer: TextIteratorStreamer, started: float,
+    ) -> None:
         inputs = self._prepare(messages)
         ids = inputs["input_ids"]
         stats.prompt_tokens = int(ids.shape[-1])
         stats.image_tokens = int((ids == self._image_token_id).sum()) if self._image_token_id is not None else 0
         stats.audio_tokens = int((ids == self._audio_token_id).sum()) if self._audio_token_id is not None else 0
         max_new_tokens = self._check_context(stats.prompt_tokens, params.max_new_tokens)
-        tokenizer = self._processor.tokenizer
-        streamer = _BatchingStreamer(tokenizer, STREAM_INTERVAL_S if self.device == "cpu" else 0.0)
         sampling = (
             {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
             if params.temperature > 0
             else {"do_sample": False}
         )
-        failure: list[BaseException] = []
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(self._model, "thinker", self._model)
-
-        def run() -> None:
-            try:
-                with torch.inference_mode():
-                    generator.generate(
-                        **inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
-                        stopping_criteria=StoppingCriteriaList([_Watch(cancel, stats, started)]),
-                        pad_token_id=tokenizer.pad_token_id,
-                    )
-            except BaseException as exc:  # surfaced in the consumer below
-                failure.append(exc)
-                streamer.end()
+        try:
+            with torch.inference_mode():
+                generator.generate(
+                    **inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
+                    stopping_criteria=StoppingCriteriaList([_Watch(cancel, stats, started)]),
+                    pad_token_id=self._processor.tokenizer.pad_token_id,
+                )
+        finally:
             stats.total_s = time.perf_counter() - started
             speed = stats.tokens_per_s
             log.info(
@@ -213,18 +243,6 @@ class TransformersEngine(EngineBase):
                 stats.prompt_tokens, stats.generated_tokens, " (stopped)" if stats.cancelled else "",
                 stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
             )
-
-        worker = threading.Thread(target=run, name="mmdemo-generate", daemon=True)
-        worker.start()
-        try:
-            for text in streamer:
-                if text:
-                    yield text
-        finally:
-            cancel.set()  # a consumer that stops early (Stop, disconnect) ends the generation too
-        worker.join()
-        if failure:
-            raise _generate_error(failure[0]) from failure[0]
 
     def _prepare(self, messages: list[dict]) -> dict:
         try:
