@@ -15,6 +15,7 @@ from mmdemo.chat import ChatService
 from mmdemo.conversation import Budget
 from mmdemo.errors import UserError
 from mmdemo.settings import Settings, base_urls, parse_settings
+from mmdemo.showcase import ExampleCache
 from mmdemo.zerogpu import on_gpu
 
 log = logging.getLogger("mmdemo")
@@ -25,6 +26,10 @@ EXAMPLES = [
     {"text": "What does this chart show? Which month is highest?", "files": [str(ASSETS / "chart.png")]},
     {"text": "", "files": [str(ASSETS / "scene.png"), str(ASSETS / "question.wav")]},
     {"text": "What does the speaker say?", "files": [str(ASSETS / "hello.wav")]},
+]
+EXAMPLES_ZH = [  # asked in Chinese, answered in Chinese
+    {"text": "用两句话描述这张图片。", "files": [str(ASSETS / "scene.png")]},
+    {"text": "这张图表显示了什么？哪个月最高？", "files": [str(ASSETS / "chart.png")]},
 ]
 
 
@@ -61,18 +66,25 @@ def main() -> None:
         service = build_service(settings)
     except UserError as exc:
         sys.exit(f"mmdemo: {exc}")
-    threading.Thread(target=_warm_up, args=(service,), name="mmdemo-load", daemon=True).start()
+    from mmdemo.ui import build_demo, launch, page_defaults
 
-    from mmdemo.ui import build_demo, launch
+    showcase = None
+    if settings.showcase:
+        showcase = ExampleCache(service, EXAMPLES + EXAMPLES_ZH, settings.system_prompt,
+                                service.clamp(*page_defaults(settings)))
+    threading.Thread(target=_warm_up, args=(service, showcase), name="mmdemo-load", daemon=True).start()
+    launch(build_demo(service, settings, EXAMPLES, EXAMPLES_ZH, showcase), settings, service)
 
-    launch(build_demo(service, settings, EXAMPLES), settings, service)
 
-
-def _warm_up(service: ChatService) -> None:
+def _warm_up(service: ChatService, showcase: ExampleCache | None) -> None:
+    """Load the models; in showcase mode, then answer the examples."""
     try:
         service.warm_up()
     except UserError as exc:
         log.error("%s", exc)
+        return
+    if showcase is not None:
+        showcase.fill()
 
 
 if __name__ == "__main__":

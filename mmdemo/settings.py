@@ -7,7 +7,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Answer clearly and concisely, in the language the user writes in."
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Settings:
     session_limit: int = 2
     auth: str | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    showcase: bool = False
 
 
 _HELP = {
@@ -53,6 +56,7 @@ _HELP = {
     "session_limit": "requests one browser session (or API client) may have running or queued at once",
     "auth": "require a login, given as user:password (prefer the environment variable, which ps does not show)",
     "system_prompt": "default system prompt (editable in the page)",
+    "showcase": "for presentations: answer the examples at start, so a click on one answers at once",
 }
 
 
@@ -83,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs["default"] = os.environ.get(_env_name(f.name)) or default
         if f.name == "host":  # Hugging Face Spaces and Docker images say where to listen through Gradio's variable
             kwargs["default"] = os.environ.get(_env_name(f.name)) or os.environ.get("GRADIO_SERVER_NAME") or default
+        if isinstance(default, bool):  # a switch: --showcase, or MMDEMO_SHOWCASE=1
+            kwargs = {"action": "store_true", "help": kwargs["help"],
+                      "default": os.environ.get(_env_name(f.name), "").lower() in ("1", "true", "yes", "on")}
         if f.name == "auth":  # never print a password in --help
             kwargs["default"] = argparse.SUPPRESS
         parser.add_argument(flag, **kwargs)

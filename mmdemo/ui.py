@@ -15,27 +15,39 @@ from mmdemo.chat import ChatService
 from mmdemo.engines.base import GenerationStats
 from mmdemo.errors import UserError
 from mmdemo.export import export_conversation
+from mmdemo.locales import UI, language
 from mmdemo.settings import Settings, credentials
-from mmdemo.views import health_payload, model_card, model_name, speed_strip, status_markdown
+from mmdemo.showcase import ExampleCache, replay
+from mmdemo.views import banner_markdown, health_payload, model_card, model_name, speed_strip, status_markdown
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 UPDATE_INTERVAL_S = 0.04  # at most ~25 page updates a second, however fast tokens come
-DESCRIPTION = (
-    "Give the model **images, voice clips and text** (attach files, drop them in, or record with the "
-    "microphone) and watch the answer stream back. Earlier turns, with their media, stay in context."
-)
 CSS = """
 #status { font-size: 0.9em; opacity: 0.85; }
+#banner { border: 1px solid var(--color-accent); border-radius: var(--radius-lg); padding: 0.4em 0.9em;
+          background: var(--color-accent-soft); }
+#mic-notice { display: none; font-size: 0.9em; }
+body.insecure #mic-notice { display: block !important; }
 #chat img { max-width: 100%; max-height: 320px; width: auto; height: auto; object-fit: contain; }
 """
 FAILED = "Something went wrong while answering; the details are in the server log. Please try again."
-ESCAPE_STOPS = """() => {
+PAGE_JS = """() => {
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") document.querySelector("#stop")?.click();
   });
+  // Browsers only record from the microphone on https:// or localhost pages.
+  if (!window.isSecureContext) document.body.classList.add("insecure");
 }"""
+
+
+I18N = gr.I18n(**UI)
+
+
+def page_defaults(settings: Settings) -> tuple[int, float, float]:
+    """The page's initial max new tokens, temperature and top-p (showcase answers are computed with them)."""
+    return min(256, settings.max_new_tokens), 0.7, 0.9
 
 
 def _user_message(text: str, files: list[str]) -> dict:
@@ -48,8 +60,12 @@ def _split(message: dict | None) -> tuple[str, list[str]]:
     return message.get("text") or "", files
 
 
-def build_demo(service: ChatService, settings: Settings, examples: list[dict] | None = None) -> gr.Blocks:
-    """The chat page, wired to ``service``; also exposes the ``/chat`` API endpoint."""
+def build_demo(service: ChatService, settings: Settings, examples: list[dict] | None = None,
+               examples_zh: list[dict] | None = None, showcase: ExampleCache | None = None) -> gr.Blocks:
+    """The chat page, wired to ``service``; also exposes the ``/chat`` API endpoint. With ``showcase``,
+    clicking an example sends it, and its answer comes from the cache when it matches."""
+
+    t = I18N
 
     stops: dict[str, threading.Event] = {}  # per browser session: set by Stop, read by the running turn
 
@@ -59,7 +75,10 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         """Run one turn, turning UserError into a gr.Error and anything else into a logged generic error."""
         try:
             params = service.clamp(max_tokens, temperature, top_p)
-            for event in service.respond(text, files, history, system, params, stats, cancel):
+            cached = showcase.lookup(text, files, history, system, params) if showcase else None
+            events = (replay(cached, stats or GenerationStats()) if cached
+                      else service.respond(text, files, history, system, params, stats, cancel))
+            for event in events:
                 yield event.kind, event.text, event.title
         except UserError as exc:
             log.info("refused: %s", exc)
@@ -83,6 +102,7 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         """Stream one answer into the chat; a turn that fails or is stopped before it starts leaves the chat
         and goes back into the input box, so nothing typed is lost."""
         queue_wait = time.monotonic() - message["submitted"]
+        lang = language(request.headers.get("accept-language"))
         text, files = _split(message)
         history, shown, keep = chat[:-1], list(chat), gr.skip()
         give_back = gr.MultimodalTextbox(value={"text": text, "files": files}, interactive=True)
@@ -103,11 +123,11 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                 else:
                     if answer is None:
                         answer = {"role": "assistant", "content": ""}
-                        shown += [answer, speed_strip(stats, queue_wait, done=False)]
+                        shown += [answer, speed_strip(stats, queue_wait, False, lang)]
                     answer["content"] += delta
                     if time.monotonic() - last >= UPDATE_INTERVAL_S:
                         last = time.monotonic()
-                        shown[-1] = speed_strip(stats, queue_wait, done=False)
+                        shown[-1] = speed_strip(stats, queue_wait, False, lang)
                         yield shown, keep
         except gr.Error:
             yield history, give_back  # the failed message leaves the chat, so the next turn is not poisoned
@@ -118,7 +138,7 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         if answer is None:
             shown.append({"role": "assistant", "content": "*(the model gave an empty answer)*"})
         else:
-            shown[-1] = speed_strip(stats, queue_wait, done=True)
+            shown[-1] = speed_strip(stats, queue_wait, True, lang)
         yield shown, keep
 
     def request_stop(request: gr.Request) -> dict:
@@ -150,9 +170,11 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                                     f"{settings.session_limit}). Wait for them to finish or stop them.")
         return [message_check] + [gr.validate(True, "")] * 5
 
-    def status() -> tuple[str, gr.Timer, str]:
-        current = service.engine.status()
-        return status_markdown(current), gr.Timer(active=current.state == "loading"), model_card(service)
+    def status(request: gr.Request) -> tuple[str, gr.Timer, str, dict]:
+        current, lang = service.engine.status(), language(request.headers.get("accept-language"))
+        banner = banner_markdown(current, showcase, lang)
+        return (status_markdown(current, lang), gr.Timer(active=current.state == "loading" or bool(banner)),
+                model_card(service), gr.Markdown(banner, visible=bool(banner)))
 
     def export_chat(chat: list[dict]) -> dict:
         if not chat:
@@ -160,32 +182,37 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         return gr.File(value=str(export_conversation(chat, model_name(service.engine.status()))), visible=True)
 
     with gr.Blocks(title="mmdemo · multimodal chat", fill_height=True) as demo:
-        gr.Markdown("# mmdemo · multimodal chat")
-        gr.Markdown(DESCRIPTION)
+        gr.Markdown(t("title"))
+        gr.Markdown(t("description"))
+        banner = gr.Markdown(visible=False, elem_id="banner")
         status_line = gr.Markdown(status_markdown(service.engine.status()), elem_id="status")
-        chatbot = gr.Chatbot(label="Chat", elem_id="chat", scale=1, min_height=420, layout="bubble",
-                             buttons=["copy"], placeholder="Attach an image or a voice clip and ask about it.")
+        chatbot = gr.Chatbot(label=t("chat"), elem_id="chat", scale=1, min_height=420, layout="bubble",
+                             buttons=["copy"], placeholder=t("chat_placeholder"))
         textbox = gr.MultimodalTextbox(
-            placeholder="Ask about an image or a voice clip… (Enter sends, Shift+Enter adds a line)",
+            placeholder=t("input_placeholder"),
             file_count="multiple", sources=["upload", "microphone"],  # any file: we explain what is unsupported
             show_label=False, submit_btn=False, elem_id="input", max_plain_text_length=100_000,
         )
+        gr.Markdown(t("mic_notice"), elem_id="mic-notice")
         with gr.Row():
-            send = gr.Button("Send", variant="primary", elem_id="send")
-            stop = gr.Button("Stop (Esc)", variant="stop", elem_id="stop")
-            clear = gr.Button("Clear", elem_id="clear")
-            export = gr.Button("Export chat", elem_id="export")
-        exported = gr.File(label="Conversation (Markdown, JSON and media)", visible=False, elem_id="exported")
-        with gr.Accordion("Generation settings", open=False):
-            system = gr.Textbox(label="System prompt", value=settings.system_prompt, lines=2)
-            max_tokens = gr.Slider(1, settings.max_new_tokens, value=min(256, settings.max_new_tokens), step=1,
-                                   label="Max new tokens")
-            temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
-            top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p")
-        with gr.Accordion("About this model", open=False):
+            send = gr.Button(t("send"), variant="primary", elem_id="send")
+            stop = gr.Button(t("stop"), variant="stop", elem_id="stop")
+            clear = gr.Button(t("clear"), elem_id="clear")
+            export = gr.Button(t("export"), elem_id="export")
+        exported = gr.File(label=t("exported"), visible=False, elem_id="exported")
+        with gr.Accordion(t("settings"), open=False):
+            system = gr.Textbox(label=t("system_prompt"), value=settings.system_prompt, lines=2)
+            tokens0, temperature0, top_p0 = page_defaults(settings)
+            max_tokens = gr.Slider(1, settings.max_new_tokens, value=tokens0, step=1, label=t("max_tokens"))
+            temperature = gr.Slider(0.0, 2.0, value=temperature0, step=0.05, label=t("temperature"))
+            top_p = gr.Slider(0.05, 1.0, value=top_p0, step=0.05, label=t("top_p"))
+        with gr.Accordion(t("about"), open=False):
             card = gr.Markdown(model_card(service), elem_id="model-card")
-        if examples:
-            gr.Examples(examples=[[e] for e in examples], inputs=[textbox], label="Examples: click one, then Send")
+        example_lists = [  # clicking an example fills the input box (and in showcase mode sends it)
+            gr.Examples(examples=[[e] for e in group], inputs=[textbox],
+                        label=t(key + ("_showcase" if showcase else "")))
+            for key, group in (("examples", examples), ("examples_zh", examples_zh)) if group
+        ]
         pending = gr.State()
         api_history = gr.State([])
         api_answer = gr.Textbox(visible=False)
@@ -193,22 +220,30 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
         timer = gr.Timer(1.0)
 
         settings_inputs = [system, max_tokens, temperature, top_p]
-        turn = gr.on([textbox.submit, send.click], add_user_message, [textbox, chatbot], [textbox, chatbot, pending],
-                     queue=False, api_visibility="undocumented")
-        answering = turn.success(bot_turn, [pending, chatbot, *settings_inputs], [chatbot, textbox],
-                                 concurrency_id="model", concurrency_limit=settings.concurrency,
-                                 api_visibility="undocumented")
-        answering.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False,
-                    api_visibility="undocumented")
+        def answer(turn: gr.events.Dependency) -> gr.events.Dependency:
+            """Once ``turn`` has put the user's message in the chat: stream the answer, then free the input."""
+            answering = turn.success(bot_turn, [pending, chatbot, *settings_inputs], [chatbot, textbox],
+                                     concurrency_id="model", concurrency_limit=settings.concurrency,
+                                     api_visibility="undocumented")
+            answering.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False,
+                           api_visibility="undocumented")
+            return answering
+
+        turn_io = dict(fn=add_user_message, inputs=[textbox, chatbot], outputs=[textbox, chatbot, pending],
+                       queue=False, api_visibility="undocumented")
+        answering = [answer(gr.on([textbox.submit, send.click], **turn_io))]
+        if showcase:  # a click on an example sends it
+            answering += [answer(group.load_input_event.then(**turn_io)) for group in example_lists]
         stop.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented")
         clear.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented").then(
             lambda: ([], gr.MultimodalTextbox(value=None, interactive=True), []), None, [chatbot, textbox, api_history],
-            cancels=[answering], queue=False, api_visibility="undocumented")
+            cancels=answering, queue=False, api_visibility="undocumented")
         api_button.click(chat_api, [textbox, api_history, *settings_inputs], [api_answer, api_history],
                          api_name="chat", concurrency_id="model", concurrency_limit=settings.concurrency,
                          validator=session_limit)
-        timer.tick(status, None, [status_line, timer, card], queue=False, api_visibility="undocumented")
-        demo.load(status, None, [status_line, timer, card], queue=False, api_visibility="undocumented")
+        status_outputs = [status_line, timer, card, banner]
+        timer.tick(status, None, status_outputs, queue=False, api_visibility="undocumented")
+        demo.load(status, None, status_outputs, queue=False, api_visibility="undocumented")
         export.click(export_chat, [chatbot], [exported], api_visibility="undocumented")
     return demo
 
@@ -229,8 +264,8 @@ def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
     demo.launch(
         server_name=settings.host, server_port=settings.port, max_file_size=f"{settings.max_file_mb}mb",
-        allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS, js=ESCAPE_STOPS,
-        auth=credentials(settings),
+        allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS, js=PAGE_JS,
+        auth=credentials(settings), i18n=I18N,
         footer_links=["api", "settings"], prevent_thread_lock=True,
     )
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from mmdemo.chat import ChatService
 from mmdemo.engines.base import EngineStatus, GenerationStats
+from mmdemo.locales import live
 from mmdemo.presets import PRESETS
+from mmdemo.showcase import ExampleCache
 
 
 def model_name(status: EngineStatus) -> str:
@@ -17,14 +19,18 @@ def model_name(status: EngineStatus) -> str:
     return Path(status.model).name if Path(status.model).exists() else status.model
 
 
-def status_markdown(status: EngineStatus) -> str:
+def status_markdown(status: EngineStatus, lang: str = "en") -> str:
     """One status line: which model, where, and whether it is ready."""
-    name = model_name(status)
+    return live(lang, status.state, name=model_name(status), device=status.device, detail=status.detail)
+
+
+def banner_markdown(status: EngineStatus, showcase: ExampleCache | None, lang: str = "en") -> str:
+    """The notice at the top of the page while the demo is not ready to answer at once ('' when it is)."""
     if status.state == "loading":
-        return f"⏳ Loading **{name}** on {status.device}… the first answer waits until it is ready."
-    if status.state == "failed":
-        return f"❌ **{name}** could not be loaded: {status.detail}"
-    return f"✅ **{name}** ready on {status.device} ({status.detail})"
+        return live(lang, "banner_loading")
+    if showcase is not None and status.state == "ready" and showcase.state != "ready":
+        return live(lang, "banner_examples", done=showcase.done, total=len(showcase.examples))
+    return ""
 
 
 def model_card(service: ChatService) -> str:
@@ -43,22 +49,22 @@ def model_card(service: ChatService) -> str:
     return "\n".join(f"- **{k}**: {v}" for k, v in rows)
 
 
-def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool) -> dict:
+def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool, lang: str = "en") -> dict:
     """The chat line under an answer: time to first token and decode speed (live while streaming)."""
     speed = f"{stats.tokens_per_s:.1f} tok/s" if stats.tokens_per_s else "… tok/s"
-    first = f"{stats.first_token_s:.2f} s to first token" if stats.first_token_s is not None else "prefilling…"
-    parts = [f"text {stats.text_tokens}"] + [
-        f"{name} {count}" for name, count in (("image", stats.image_tokens), ("audio", stats.audio_tokens)) if count
+    first = (live(lang, "first_token", seconds=stats.first_token_s) if stats.first_token_s is not None
+             else live(lang, "prefilling"))
+    parts = [f"{live(lang, 'text')} {stats.text_tokens}"] + [
+        f"{live(lang, kind)} {count}" for kind, count in (("image", stats.image_tokens), ("audio", stats.audio_tokens))
+        if count
     ]
-    detail = f"Prompt {stats.prompt_tokens} tokens ({' · '.join(parts)}) · generated {stats.generated_tokens}"
+    detail = live(lang, "prompt", count=stats.prompt_tokens, parts=" · ".join(parts), generated=stats.generated_tokens)
     if queue_wait is not None and queue_wait >= 0.05:
-        detail += f" · waited {queue_wait:.1f} s in the queue"
-    return {
-        "role": "assistant", "content": detail,
-        "metadata": {"title": f"⚡ {first} · {speed} · {stats.generated_tokens} tokens"
-                              + (" · stopped" if stats.cancelled else ""),
-                     "status": "done" if done else "pending"},
-    }
+        detail += " · " + live(lang, "waited", seconds=queue_wait)
+    flags = [live(lang, key) for key, on in (("stopped", stats.cancelled), ("replayed", stats.replayed)) if on]
+    title = " · ".join([f"⚡ {first}", speed, f"{stats.generated_tokens} {live(lang, 'tokens')}", *flags])
+    status = "done" if done else "pending"
+    return {"role": "assistant", "content": detail, "metadata": {"title": title, "status": status}}
 
 
 def health_payload(status: EngineStatus) -> tuple[int, dict]:

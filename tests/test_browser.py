@@ -30,7 +30,8 @@ def browser():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])  # a synthetic microphone
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",  # a synthetic microphone
+            "--host-resolver-rules=MAP mmdemo.test 127.0.0.1"])  # the same server under a non-local name
         yield browser
         browser.close()
 
@@ -38,6 +39,14 @@ def browser():
 @pytest.fixture(scope="module")
 def app(tiny, tmp_path_factory):
     server = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("browser") / "app.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def showcase_app(tiny, tmp_path_factory):
+    server = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("showcase") / "app.log", "--showcase",
+                    ready="example answers cached")
     yield server
     server.stop()
 
@@ -161,3 +170,33 @@ def test_a_bad_file_gets_a_message_and_the_question_comes_back(browser, app, tmp
     page.wait_for_function("document.querySelector('#input textarea').value === 'Where was this taken?'",
                            timeout=10_000)  # nothing typed is lost
     assert page.locator("#chat .user").count() == 0  # and the failed message left the chat
+
+
+def test_plain_http_page_explains_the_microphone(browser, app):
+    page = open_page(browser, app.url, 1440, 900)  # 127.0.0.1 is a secure context: recording works
+    assert not page.is_visible("#mic-notice")
+    page = open_page(browser, app.url.replace("127.0.0.1", "mmdemo.test"), 1440, 900)  # plain HTTP elsewhere
+    assert page.is_visible("#mic-notice") and "HTTPS" in page.inner_text("#mic-notice")
+
+
+@pytest.mark.parametrize(("locale", "example", "send", "cached"), [
+    ("en-US", "Describe this picture in two sentences.", "Send", "computed at start (showcase)"),
+    ("zh-CN", "用两句话描述这张图片。", "发送", "启动时已计算"),
+])
+def test_showcase_example_click_answers_at_once_in_the_browser_language(browser, showcase_app, shots, locale,
+                                                                         example, send, cached):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale=locale)
+    page = context.new_page()
+    page.goto(showcase_app.url)
+    page.wait_for_selector("#status:has-text('✅')", timeout=30_000)
+    assert not page.is_visible("#banner")  # the examples were ready before the page was
+    assert page.inner_text("#send").strip() == send
+    before = len(showcase_app.answers())
+    started = time.monotonic()
+    page.click(f"text={example}")  # one click, no Send
+    page.wait_for_selector(f"#chat :text('{cached}')", timeout=10_000)
+    assert time.monotonic() - started < 5
+    assert len(showcase_app.answers()) == before  # replayed, not generated again
+    page.screenshot(path=str(shots / f"showcase-{locale}.png"))
+    assert_not_blank(shots / f"showcase-{locale}.png", page.locator("#chat").bounding_box())
+    context.close()

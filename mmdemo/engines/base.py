@@ -41,6 +41,7 @@ class GenerationStats:
     last_token_s: float = 0.0
     total_s: float = 0.0  # set when generation has ended
     cancelled: bool = False
+    replayed: bool = False  # a showcase answer computed at start, shown again
 
     @property
     def text_tokens(self) -> int:

@@ -1,0 +1,84 @@
+"""The page's words in English and Simplified Chinese.
+
+Static labels are translated in the browser by Gradio's i18n (``gr.I18n(**UI)``), which follows the
+browser's language and Gradio's Settings → Language switch. Text the server writes while the page is
+open (status line, banners, speed strip) follows the request's ``Accept-Language``.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "zh-CN")
+
+UI: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "# mmdemo · multimodal chat",
+        "description": "Give the model **images, voice clips and text** (attach files, drop them in, or record "
+                       "with the microphone) and watch the answer stream back. Earlier turns, with their media, "
+                       "stay in context.",
+        "chat": "Chat",
+        "chat_placeholder": "Attach an image or a voice clip and ask about it.",
+        "input_placeholder": "Ask about an image or a voice clip… (Enter sends, Shift+Enter adds a line)",
+        "mic_notice": "🎙️ This page is served over plain HTTP, so the browser will not let it record from the "
+                      "microphone. Open it at `http://localhost` on the machine that runs it, serve it over HTTPS "
+                      "(see docs/DEPLOY.md), or attach a recorded clip instead.",
+        "send": "Send", "stop": "Stop (Esc)", "clear": "Clear", "export": "Export chat",
+        "exported": "Conversation (Markdown, JSON and media)",
+        "settings": "Generation settings", "system_prompt": "System prompt", "max_tokens": "Max new tokens",
+        "temperature": "Temperature (0 = greedy)", "top_p": "Top-p", "about": "About this model",
+        "examples": "Examples: click one, then Send", "examples_showcase": "Examples: click one",
+        "examples_zh": "Examples in Chinese", "examples_zh_showcase": "Examples in Chinese: click one",
+    },
+    "zh-CN": {
+        "title": "# mmdemo · 多模态对话",
+        "description": "给模型**图片、语音和文字**（附加文件、拖入文件或用麦克风录音），看它逐字流式作答。"
+                       "之前的对话及其媒体都会保留在上下文中。",
+        "chat": "对话",
+        "chat_placeholder": "附加一张图片或一段语音，然后提问。",
+        "input_placeholder": "就图片或语音提问……（Enter 发送，Shift+Enter 换行）",
+        "mic_notice": "🎙️ 此页面通过普通 HTTP 提供，浏览器不允许它使用麦克风录音。请在运行它的机器上通过 "
+                      "`http://localhost` 打开，或通过 HTTPS 提供（见 docs/DEPLOY.md），或改为附加录好的音频。",
+        "send": "发送", "stop": "停止 (Esc)", "clear": "清空", "export": "导出对话",
+        "exported": "对话（Markdown、JSON 和媒体）",
+        "settings": "生成设置", "system_prompt": "系统提示词", "max_tokens": "最多生成的 token 数",
+        "temperature": "温度（0 = 贪心）", "top_p": "Top-p", "about": "关于此模型",
+        "examples": "示例：点一个，再点发送", "examples_showcase": "示例：点一个即可",
+        "examples_zh": "中文示例", "examples_zh_showcase": "中文示例：点一个即可",
+    },
+}
+
+# Written by the server while the page is open; ``{name}`` etc. are filled in.
+LIVE: dict[str, dict[str, str]] = {
+    "en": {
+        "loading": "⏳ Loading **{name}** on {device}… the first answer waits until it is ready.",
+        "failed": "❌ **{name}** could not be loaded: {detail}",
+        "ready": "✅ **{name}** ready on {device} ({detail})",
+        "banner_loading": "⏳ **The model is loading.** Messages sent now are answered as soon as it is ready.",
+        "banner_examples": "⏳ **Preparing the examples** ({done} of {total} done)…",
+        "first_token": "{seconds:.2f} s to first token", "prefilling": "prefilling…",
+        "tokens": "tokens", "stopped": "stopped", "replayed": "computed at start (showcase)",
+        "prompt": "Prompt {count} tokens ({parts}) · generated {generated}",
+        "text": "text", "image": "image", "audio": "audio", "waited": "waited {seconds:.1f} s in the queue",
+    },
+    "zh-CN": {
+        "loading": "⏳ 正在 {device} 上加载 **{name}**……第一个回答会等它就绪。",
+        "failed": "❌ **{name}** 无法加载：{detail}",
+        "ready": "✅ **{name}** 已在 {device} 上就绪（{detail}）",
+        "banner_loading": "⏳ **模型正在加载。** 现在发送的消息会在模型就绪后立即回答。",
+        "banner_examples": "⏳ **正在准备示例**（已完成 {done} / {total}）……",
+        "first_token": "首个 token 用时 {seconds:.2f} 秒", "prefilling": "预填充中……",
+        "tokens": "个 token", "stopped": "已停止", "replayed": "启动时已计算（展示模式）",
+        "prompt": "提示 {count} 个 token（{parts}）· 生成 {generated} 个",
+        "text": "文字", "image": "图片", "audio": "音频", "waited": "排队等待 {seconds:.1f} 秒",
+    },
+}
+
+
+def language(accept_language: str | None) -> str:
+    """``zh-CN`` when the browser prefers Chinese (its first listed language), else ``en``."""
+    first = (accept_language or "").split(",")[0].strip().lower()
+    return "zh-CN" if first.startswith("zh") else "en"
+
+
+def live(lang: str, key: str, **values: object) -> str:
+    """A server-written phrase in ``lang`` (English when ``lang`` is unknown)."""
+    return LIVE.get(lang, LIVE["en"])[key].format(**values)
