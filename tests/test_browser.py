@@ -197,6 +197,7 @@ def test_showcase_example_click_answers_at_once_in_the_browser_language(browser,
     page.wait_for_selector(f"#chat :text('{cached}')", timeout=10_000)
     assert time.monotonic() - started < 5
     assert len(showcase_app.answers()) == before  # replayed, not generated again
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / f"showcase-{locale}.png"))
     assert_not_blank(shots / f"showcase-{locale}.png", page.locator("#chat").bounding_box())
     context.close()
