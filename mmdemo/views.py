@@ -46,6 +46,8 @@ def model_card(service: ChatService) -> str:
         rows.append(("Takes", ", ".join(takes) + ("" if caps.audio else " (voice clips are transcribed first)")))
         if caps.context_tokens:
             rows.append(("Context", f"{caps.context_tokens:,} tokens"))
+        if caps.parts:
+            rows.append(("Made of", " → ".join(f"{role} ({_count(n)})" for role, n in caps.parts)))
     return "\n".join(f"- **{k}**: {v}" for k, v in rows)
 
 
@@ -65,6 +67,14 @@ def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool, la
     title = " · ".join([f"⚡ {first}", speed, f"{stats.generated_tokens} {live(lang, 'tokens')}", *flags])
     status = "done" if done else "pending"
     return {"role": "assistant", "content": detail, "metadata": {"title": title, "status": status}}
+
+
+def _count(parameters: int) -> str:
+    """A parameter count as people write it: 86.4M, 7.6B, 33.7K."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if parameters >= size:
+            return f"{parameters / size:.1f}{unit}"
+    return str(parameters)
 
 
 def health_payload(status: EngineStatus) -> tuple[int, dict]:

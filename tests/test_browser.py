@@ -101,7 +101,8 @@ def test_image_question_streams_and_stop_works(browser, app, shots):
     with zipfile.ZipFile(io.BytesIO(download.body())) as archive:
         assert {"conversation.md", "conversation.json", "media/01-scene.png"} <= set(archive.namelist())
     page.click("text=About this model")
-    assert "Takes" in page.inner_text("#model-card") and "text, images" in page.inner_text("#model-card")
+    card = page.inner_text("#model-card")
+    assert "text, images" in card and "vision encoder" in card and "→ language decoder" in card
 
     page.click("#clear")
     page.wait_for_function("document.querySelectorAll('#chat .bot').length == 0", timeout=10_000)
@@ -176,7 +177,8 @@ def test_plain_http_page_explains_the_microphone(browser, app):
     page = open_page(browser, app.url, 1440, 900)  # 127.0.0.1 is a secure context: recording works
     assert not page.is_visible("#mic-notice")
     page = open_page(browser, app.url.replace("127.0.0.1", "mmdemo.test"), 1440, 900)  # plain HTTP elsewhere
-    assert page.is_visible("#mic-notice") and "HTTPS" in page.inner_text("#mic-notice")
+    page.wait_for_selector("#mic-notice", state="visible", timeout=10_000)  # shown by the page's script
+    assert "HTTPS" in page.inner_text("#mic-notice")
 
 
 @pytest.mark.parametrize(("locale", "example", "send", "cached"), [

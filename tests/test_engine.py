@@ -129,3 +129,14 @@ def test_batching_streamer_hands_text_over_at_most_every_interval(smolvlm_engine
         streamer.on_finalized_text(word)
     streamer.on_finalized_text("four", stream_end=True)
     assert list(streamer) == ["one ", "two three four"]  # the first at once, then one hand-over, nothing lost
+
+
+def test_the_model_card_shows_what_the_model_is_made_of(smolvlm_engine, omni_engine):
+    from mmdemo.engines.anatomy import model_parts
+
+    smol = dict(smolvlm_engine.capabilities.parts)
+    assert list(smol) == ["vision encoder", "projector", "language decoder"]
+    assert smol["vision encoder"] == sum(p.numel() for p in smolvlm_engine._model.model.vision_model.parameters())
+    assert sum(smol.values()) == sum(p.numel() for p in smolvlm_engine._model.parameters())
+    omni = dict(model_parts(omni_engine._model))
+    assert {"vision encoder", "audio encoder", "language decoder"} <= set(omni)

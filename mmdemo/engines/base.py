@@ -17,6 +17,7 @@ class Capabilities:
     audio_sampling_rate: int = 16000
     max_audio_seconds: float = 30.0
     context_tokens: int | None = None
+    parts: tuple[tuple[str, int], ...] = ()  # (role, parameters), e.g. ("vision encoder", 93_000_000)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from mmdemo import presets
+from mmdemo.engines.anatomy import model_parts
 from mmdemo.engines.base import Capabilities, EngineBase, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.engines.workers import TorchWorkers
 from mmdemo.errors import ContextOverflowError, UserError
@@ -162,6 +163,7 @@ class TransformersEngine(EngineBase):
             audio_sampling_rate=rate,
             max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
             context_tokens=getattr(text_config, "max_position_embeddings", None),
+            parts=model_parts(model),
         )
         self._image_token_id = _token_id(processor, "image_token")
         self._audio_token_id = _token_id(processor, "audio_token")
