@@ -122,9 +122,9 @@ def test_missing_model_fails_with_what_was_tried(tmp_path):
 
 
 def test_batching_streamer_hands_text_over_at_most_every_interval(smolvlm_engine):
-    from mmdemo.engines.local import _BatchingStreamer
+    from mmdemo.engines.streaming import BatchingStreamer
 
-    streamer = _BatchingStreamer(smolvlm_engine._processor.tokenizer, interval=10.0)
+    streamer = BatchingStreamer(smolvlm_engine._processor.tokenizer, interval=10.0)
     for word in ("one ", "two ", "three "):
         streamer.on_finalized_text(word)
     streamer.on_finalized_text("four", stream_end=True)
