@@ -7,8 +7,6 @@ open (status line, banners, speed strip) follows the request's ``Accept-Language
 
 from __future__ import annotations
 
-LANGUAGES = ("en", "zh-CN")
-
 UI: dict[str, dict[str, str]] = {
     "en": {
         "title": "# mmdemo · multimodal chat",
