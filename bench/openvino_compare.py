@@ -18,26 +18,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
-import torch
+from common import IMAGE, QUESTION, Clock
 from optimum.intel import OVModelForVisualCausalLM
 from PIL import Image
-from transformers import AutoProcessor, StoppingCriteria, StoppingCriteriaList
-
-IMAGE = Path(__file__).resolve().parent.parent / "assets" / "scene.png"
-QUESTION = "Describe this picture in detail."
-
-
-class _Clock(StoppingCriteria):
-    """Timestamps every generated token (never stops generation)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
-        self.times.append(time.perf_counter())
-        return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+from transformers import AutoProcessor, StoppingCriteriaList
 
 
 def main() -> None:
@@ -58,7 +43,7 @@ def main() -> None:
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
         inputs = processor(text=[prompt], images=[image], return_tensors="pt", do_image_splitting=False,
                            size={"longest_edge": 512})
-        clock = _Clock()
+        clock = Clock()
         model.generate(**inputs, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False,
                        stopping_criteria=StoppingCriteriaList([clock]))
         if run:

@@ -24,26 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import torch  # noqa: E402
+from common import IMAGE, QUESTION, Clock  # noqa: E402
 from PIL import Image  # noqa: E402
-from transformers import StoppingCriteria, StoppingCriteriaList  # noqa: E402
+from transformers import StoppingCriteriaList  # noqa: E402
 
 from mmdemo.engines.base import GenerationParams, GenerationStats  # noqa: E402
 from mmdemo.engines.local import TransformersEngine  # noqa: E402
 from mmdemo.engines.workers import TorchWorkers  # noqa: E402
-
-IMAGE = ROOT / "assets" / "scene.png"
-QUESTION = "Describe this picture in detail."
-
-
-class _Clock(StoppingCriteria):
-    """Timestamps every generated token (never stops generation)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
-        self.times.append(time.perf_counter())
-        return torch.zeros(input_ids.shape[0], dtype=torch.bool)
 
 
 def _messages() -> list[dict]:
@@ -58,7 +45,7 @@ def run_raw(engine: TransformersEngine, tokens: int) -> tuple[float, float]:
         _messages(), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
         processor_kwargs={"return_tensors": "pt", **engine.processor_kwargs},
     ).to(engine.device, dtype=engine.dtype)
-    clock = _Clock()
+    clock = Clock()
     with torch.inference_mode():
         engine._model.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
                                stopping_criteria=StoppingCriteriaList([clock]))
