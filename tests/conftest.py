@@ -48,6 +48,17 @@ def omni_engine(tiny):
 
 
 @pytest.fixture(scope="session")
+def showcase_app(tiny, tmp_path_factory):
+    """``app.py --showcase`` on the tiny SmolVLM, once its example answers are cached (API and browser tests)."""
+    from helpers import Server
+
+    server = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("showcase") / "app.log", "--showcase",
+                    ready="example answers cached")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def transcriber(tiny):
     from mmdemo.engines.asr import WhisperTranscriber
 

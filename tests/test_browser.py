@@ -43,14 +43,6 @@ def app(tiny, tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def showcase_app(tiny, tmp_path_factory):
-    server = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("showcase") / "app.log", "--showcase",
-                    ready="example answers cached")
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def shots(tmp_path) -> Path:
     folder = Path(os.environ.get("MMDEMO_SCREENSHOTS") or tmp_path) / "screenshots"

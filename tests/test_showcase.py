@@ -2,41 +2,32 @@
 
 import time
 
-import pytest
 from gradio_client import Client, handle_file
-from helpers import ASSETS, Server
+from helpers import ASSETS
 
 EXAMPLE = "Describe this picture in two sentences."  # app.py's first example, with assets/scene.png
 
 
-@pytest.fixture(scope="module")
-def showcase(tiny, tmp_path_factory):
-    srv = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("logs") / "app.log", "--showcase",
-                 ready="example answers cached")
-    yield srv
-    srv.stop()
-
-
-def test_examples_are_answered_at_start_and_replayed_without_generating(showcase):
-    assert "showcase: 6 of 6 example answers cached" in showcase.log()
-    computed = len(showcase.answers())
-    assert computed >= 5  # warm-up + the four examples
-    client = Client(showcase.url, verbose=False)
+def test_examples_are_answered_at_start_and_replayed_without_generating(showcase_app):
+    assert "showcase: 6 of 6 example answers cached" in showcase_app.log()
+    computed = len(showcase_app.answers())
+    assert computed >= 5  # warm-up + the examples (six of them)
+    client = Client(showcase_app.url, verbose=False)
     started = time.perf_counter()
     first = client.predict({"text": EXAMPLE, "files": [handle_file(ASSETS / "scene.png")]}, api_name="/chat")[0]
     replayed_in = time.perf_counter() - started
-    again = Client(showcase.url, verbose=False).predict(
+    again = Client(showcase_app.url, verbose=False).predict(
         {"text": EXAMPLE, "files": [handle_file(ASSETS / "scene.png")]}, api_name="/chat")[0]
     assert first and first == again  # the same cached answer, even though the page samples (temperature 0.7)
-    assert len(showcase.answers()) == computed  # nothing was generated for them
+    assert len(showcase_app.answers()) == computed  # nothing was generated for them
     assert replayed_in < 5
 
 
-def test_other_questions_settings_and_follow_ups_are_answered_live(showcase):
-    client = Client(showcase.url, verbose=False)
-    before = len(showcase.answers())
+def test_other_questions_settings_and_follow_ups_are_answered_live(showcase_app):
+    client = Client(showcase_app.url, verbose=False)
+    before = len(showcase_app.answers())
     client.predict({"text": EXAMPLE + " Please.", "files": [handle_file(ASSETS / "scene.png")]}, api_name="/chat")
     client.predict({"text": EXAMPLE, "files": [handle_file(ASSETS / "scene.png")]}, api_name="/chat")  # a 2nd turn
-    Client(showcase.url, verbose=False).predict({"text": EXAMPLE, "files": [handle_file(ASSETS / "scene.png")]},
+    Client(showcase_app.url, verbose=False).predict({"text": EXAMPLE, "files": [handle_file(ASSETS / "scene.png")]},
                                                  max_tokens=7, api_name="/chat")
-    assert len(showcase.wait_answers(before + 3)) == before + 3
+    assert len(showcase_app.wait_answers(before + 3)) == before + 3
