@@ -75,6 +75,14 @@ def assert_not_blank(path: Path, box: dict) -> None:
 
 def test_image_question_streams_and_stop_works(browser, app, shots):
     page = open_page(browser, app.url, 1440, 900)
+    page.click("text=Generation settings")
+
+    def setting(label: str, value: str) -> None:
+        box = page.get_by_label(label, exact=False).first
+        box.fill(value)
+        box.press("Enter")
+
+    setting("Temperature", "0")  # greedy: the same answer every run, no early end of text by chance
     page.set_input_files("#input input[type=file]", [str(ASSETS / "scene.png")])
     page.wait_for_selector("#input img", timeout=10_000)
     page.fill("#input textarea", "What is in this picture?")
@@ -99,11 +107,7 @@ def test_image_question_streams_and_stop_works(browser, app, shots):
     page.click("#clear")
     page.wait_for_function("document.querySelectorAll('#chat .bot').length == 0", timeout=10_000)
 
-    page.click("text=Generation settings")
-    for label, value in (("Max new tokens", "3000"), ("Temperature", "0")):  # greedy: no early end of text
-        box = page.get_by_label(label, exact=False).first
-        box.fill(value)
-        box.press("Enter")
+    setting("Max new tokens", "3000")  # still greedy: a long answer to stop
     page.fill("#input textarea", "Now tell me a very long story.")
     page.click("#send")
     page.wait_for_selector("#chat :text('tok/s')", timeout=20_000)  # streaming, with its live speed strip
