@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+THREAD_PREFIX = "mmdemo-torch"
 
 
 class TorchWorkers:
@@ -32,12 +33,12 @@ class TorchWorkers:
         with self._lock:
             # Threads do not survive fork() (ZeroGPU runs each GPU call in a forked process): new pool.
             if self._pool is None or self._pid != os.getpid():
-                self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="mmdemo-torch")
+                self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=THREAD_PREFIX)
                 self._pid = os.getpid()
             return self._pool.submit(fn, *args)
 
     def run(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` on the pool, waiting for it; runs inline when already on a pool thread."""
-        if threading.current_thread().name.startswith("mmdemo-torch"):
+        if threading.current_thread().name.startswith(THREAD_PREFIX):
             return fn(*args)
         return self.submit(fn, *args).result()
