@@ -76,18 +76,20 @@ def test_stop_ends_generation_on_the_server(server, client):
 
 
 def test_disconnected_client_frees_its_generation(server):
+    # greedy answers to this question run to MAX_TOKENS on both tiny models ("Go on and on." ended after 241
+    # tokens on SmolVLM, sometimes before the server had noticed the disconnect)
     before = len(server.answers())
     code = (
         "import sys, os\n"
         "from gradio_client import Client\n"
-        f"job = Client({server.url!r}, verbose=False).submit({{'text': 'Go on and on.', 'files': []}},"
+        f"job = Client({server.url!r}, verbose=False).submit({{'text': 'Tell me a long story.', 'files': []}},"
         f" max_tokens={MAX_TOKENS}, temperature=0, api_name='/chat')\n"
         "for i, _ in enumerate(job):\n"
         "    if i == 1: os._exit(0)\n"
     )
     subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
     _prompt, generated, stopped = server.wait_answers(before + 1, timeout=30)[-1]
-    assert stopped and generated < MAX_TOKENS
+    assert stopped and generated < MAX_TOKENS, server.log()[-3000:]
 
 
 def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(server, client, tmp_path):
