@@ -14,6 +14,7 @@ from mmdemo import presets
 from mmdemo.chat import ChatService
 from mmdemo.conversation import Budget
 from mmdemo.errors import UserError
+from mmdemo.extras import Extras
 from mmdemo.settings import Settings, base_urls, parse_settings
 from mmdemo.showcase import ExampleCache
 from mmdemo.zerogpu import on_gpu
@@ -32,30 +33,61 @@ EXAMPLES_ZH = [  # asked in Chinese, answered in Chinese
     {"text": "这张图表显示了什么？哪个月最高？", "files": [str(ASSETS / "chart.png")]},
 ]
 
+TASK_EXAMPLES = [  # (message, task): each task once, with the demo's own media
+    ({"text": "", "files": [str(ASSETS / "scene.png")]}, "caption_detailed"),
+    ({"text": "", "files": [str(ASSETS / "chart.png")]}, "ocr"),
+    ({"text": "Which month has the highest value?", "files": [str(ASSETS / "chart.png")]}, "document"),
+    ({"text": "house", "files": [str(ASSETS / "scene.png")]}, "grounding"),
+    ({"text": "", "files": [str(ASSETS / "hello.wav")]}, "transcribe"),
+    ({"text": "", "files": [str(ASSETS / "hello.wav")]}, "translate"),
+    ({"text": "", "files": [str(ASSETS / "question.wav")]}, "spoken_question"),
+    ({"text": "I loved this film: the ending was perfect.", "files": []}, "classify"),
+]
 
-def build_service(settings: Settings) -> ChatService:
-    """The engine (model loads in the background, so the page is up at once) and the chat service."""
+
+def build(settings: Settings) -> tuple[ChatService, Extras]:
+    """The engines (models load in the background, so the page is up at once), the chat service and the
+    optional voice, search and drawing models."""
     from mmdemo.engines.asr import WhisperTranscriber
+    from mmdemo.engines.drawing import Drawer, unavailable
     from mmdemo.engines.local import TransformersEngine, resolve_device
+    from mmdemo.engines.retrieval import Embedder
+    from mmdemo.engines.speech import Speaker
     from mmdemo.engines.workers import TorchWorkers
 
     device = resolve_device(settings.device)
     workers = TorchWorkers(settings.concurrency)  # every PyTorch call of the process runs on these threads
+
+    def local_engine(model_id: str) -> TransformersEngine:
+        engine = TransformersEngine(model_id, device, workers=workers)
+        engine.check()
+        return engine
+
+    make_engine = None
     if settings.engine == "openai":
         from mmdemo.engines.remote import OpenAIEngine
 
         api_key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
         engine = OpenAIEngine(base_urls(settings), settings.model, api_key)
     else:
-        engine = TransformersEngine(settings.model or presets.default_model(device), device, workers=workers)
-        engine.check()
-    transcriber = WhisperTranscriber(settings.asr_model or presets.default_asr_model(device), device,
-                                     workers=workers)
+        engine = local_engine(presets.resolve(settings.model, "chat", device))
+        make_engine = None if settings.lock_model else local_engine
+    asr = presets.resolve(settings.asr_model, "asr", device)
+    transcriber = WhisperTranscriber(asr, device, workers=workers) if asr else None
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
                     settings.max_context_audio)
-    service = ChatService(engine, transcriber, budget, settings.max_new_tokens)
+    service = ChatService(engine, transcriber, budget, settings.max_new_tokens, make_engine)
     service.respond = on_gpu(service.respond)  # ZeroGPU Spaces: each turn borrows the GPU; elsewhere a no-op
-    return service
+    tts, search, draw = (presets.resolve(getattr(settings, f"{role}_model"), role, device)
+                         for role in ("tts", "search", "draw"))
+    extras = Extras(
+        speaker=Speaker(tts, device, workers) if tts else None,
+        embedder=Embedder(search, device, workers) if search else None,
+        draw_off=unavailable(draw, device),
+    )
+    if extras.draw_off is None:
+        extras.drawer = Drawer(draw, device, workers)
+    return service, extras
 
 
 def main() -> None:
@@ -63,7 +95,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = parse_settings()
     try:
-        service = build_service(settings)
+        service, extras = build(settings)
     except UserError as exc:
         sys.exit(f"mmdemo: {exc}")
     from mmdemo.ui import build_demo, launch, page_defaults
@@ -72,17 +104,18 @@ def main() -> None:
     if settings.showcase:
         showcase = ExampleCache(service, EXAMPLES + EXAMPLES_ZH, settings.system_prompt,
                                 service.clamp(*page_defaults(settings)))
-    threading.Thread(target=_warm_up, args=(service, showcase), name="mmdemo-load", daemon=True).start()
-    launch(build_demo(service, settings, EXAMPLES, EXAMPLES_ZH, showcase), settings, service)
+    threading.Thread(target=_warm_up, args=(service, extras, showcase), name="mmdemo-load", daemon=True).start()
+    launch(build_demo(service, settings, EXAMPLES, EXAMPLES_ZH, showcase, extras, TASK_EXAMPLES), settings, service)
 
 
-def _warm_up(service: ChatService, showcase: ExampleCache | None) -> None:
+def _warm_up(service: ChatService, extras: Extras, showcase: ExampleCache | None) -> None:
     """Load the models; in showcase mode, then answer the examples."""
     try:
         service.warm_up()
     except UserError as exc:
         log.error("%s", exc)
         return
+    extras.warm_up()
     if showcase is not None:
         showcase.fill()
 

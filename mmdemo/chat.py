@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
+from PIL import Image
 
+from mmdemo import media
 from mmdemo.conversation import Budget, build_messages
 from mmdemo.engines.base import Engine, GenerationParams, GenerationStats
-from mmdemo.errors import ContextOverflowError
+from mmdemo.errors import ContextOverflowError, UserError
+from mmdemo.grounding import Box, parse_boxes, to_image
+from mmdemo.tasks import match_label
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +34,59 @@ class Transcriber(Protocol):
 
 @dataclass(frozen=True)
 class ChatEvent:
-    """``notice``: something the user should know; ``transcript``: what a clip said; ``text``: an answer delta."""
+    """``notice``: something the user should know; ``transcript``: what a clip said; ``text``: an answer delta;
+    ``label`` / ``boxes``: a task's result, as text and as ``data``."""
 
-    kind: Literal["notice", "transcript", "text"]
+    kind: Literal["notice", "transcript", "text", "label", "boxes"]
     text: str
     title: str = ""
+    data: object = None  # a task's parsed result: a Classification, or the boxes drawn (runner.Grounded)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The label picked, and each label's probability among the labels when the engine gives log-probs."""
+
+    label: str | None
+    probabilities: dict[str, float] | None
+    answer: str = ""  # the free-text answer, when the label was parsed from it
 
 
 class ChatService:
     """Validates a turn, prepares the model's messages and streams the engine's answer."""
 
     def __init__(
-        self, engine: Engine, transcriber: Transcriber | None, budget: Budget, max_new_tokens: int
+        self, engine: Engine, transcriber: Transcriber | None, budget: Budget, max_new_tokens: int,
+        make_engine: Callable[[str], Engine] | None = None,
     ) -> None:
         self.engine = engine
         self.transcriber = transcriber
         self.budget = budget
         self.max_new_tokens = max_new_tokens
+        self.make_engine = make_engine  # builds an engine for another checkpoint (the model picker)
+        self._active: set[threading.Event] = set()
+        self._switching = threading.Lock()
+
+    def switch(self, model_id: str, wait_s: float = 30.0) -> None:
+        """Replace the chat model for everyone: answers in flight are stopped and the old model's memory is
+        freed; the new model loads on the next :meth:`warm_up` or request. Raises ``UserError`` at once when
+        ``model_id`` names no checkpoint (the old model then stays)."""
+        if self.make_engine is None:
+            raise UserError("This demo serves one fixed model; switching is turned off.")
+        with self._switching:
+            if model_id == self.engine.status().model and self.engine.status().state != "failed":
+                return
+            new = self.make_engine(model_id)
+            for cancel in list(self._active):
+                cancel.set()
+            deadline = time.monotonic() + wait_s
+            while self._active and time.monotonic() < deadline:
+                time.sleep(0.05)
+            old, self.engine = self.engine, new
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
+            log.info("switched the chat model to %s", model_id)
 
     def warm_up(self) -> None:
         """Load the chat model, then the speech model when the chat model cannot hear."""
@@ -74,6 +115,16 @@ class ChatService:
         """Yield notices, transcripts and answer deltas. Setting ``cancel`` ends the answer early (the
         stream then finishes normally); closing the iterator stops generation too."""
         cancel = cancel or threading.Event()
+        self._active.add(cancel)
+        try:
+            yield from self._respond(text, files, history, system_prompt, params, stats, cancel)
+        finally:
+            self._active.discard(cancel)
+
+    def _respond(
+        self, text: str, files: Sequence[str], history: Sequence[dict], system_prompt: str,
+        params: GenerationParams, stats: GenerationStats | None, cancel: threading.Event,
+    ) -> Iterator[ChatEvent]:
         if self.engine.status().state == "loading":
             yield ChatEvent("notice", "The model is still loading; your message will be answered once it is ready.")
         capabilities = self.engine.capabilities  # waits for the model, or raises its load error
@@ -110,6 +161,32 @@ class ChatService:
         finally:
             cancel.set()
             stream.close()
+
+    def classify(self, text: str, files: Sequence[str], history: Sequence[dict], system_prompt: str,
+                 labels: list[str]) -> Classification:
+        """One label for the message: the most likely under the model (log-probabilities of each label as
+        the whole answer, normalised over the labels), or, for engines without them, parsed from a greedy
+        answer."""
+        prepared = build_messages(
+            history, text, files, system_prompt=system_prompt, capabilities=self.engine.capabilities,
+            budget=self.budget, transcribe=self.transcriber.transcribe if self.transcriber is not None else None,
+        )
+        score = getattr(self.engine, "score", None)
+        if score is None:
+            answer = "".join(self.engine.stream(prepared.messages, GenerationParams(32, 0.0), threading.Event()))
+            return Classification(match_label(answer, labels), None, answer.strip())
+        logps = np.array(score(prepared.messages, labels))
+        probs = np.exp(logps - logps.max())
+        probs /= probs.sum()
+        return Classification(labels[int(probs.argmax())], {k: float(p) for k, p in zip(labels, probs, strict=True)})
+
+    def boxes(self, answer: str, image_path: str) -> tuple[Image.Image, list[Box]]:
+        """The image as the model saw it (normalised) and the answer's boxes in its pixels."""
+        image = media.load_image(image_path, self.budget.max_image_pixels).data
+        raw, frame = parse_boxes(answer)
+        seen_size = getattr(self.engine, "seen_size", None)
+        seen = seen_size(*image.size) if seen_size is not None else image.size
+        return image, to_image(raw, frame, seen, image.size)
 
 
 def _drop_oldest_turn(history: list[dict]) -> list[dict]:

@@ -25,6 +25,14 @@ UI: dict[str, dict[str, str]] = {
         "temperature": "Temperature (0 = greedy)", "top_p": "Top-p", "about": "About this model",
         "examples": "Examples: click one, then Send", "examples_showcase": "Examples: click one",
         "examples_zh": "Examples in Chinese", "examples_zh_showcase": "Examples in Chinese: click one",
+        "tab_chat": "Chat", "tab_search": "Search", "tab_draw": "Draw", "task": "Task",
+        "task_prompt": "Prompt sent with your message (editable)", "labels": "Labels (comma-separated)",
+        "label_set": "Ready label sets", "language": "Translate into", "speak": "🔊 Speak the answer",
+        "spoken": "Spoken answer", "model": "Model", "picker": "Chat model (switching affects every visitor)",
+        "how": "How it works", "search_text": "Find images showing…", "search_image": "…or images like this one",
+        "search": "Search", "gallery": "Gallery (the demo's images and yours)", "add_images": "Add images",
+        "matches": "Best matches", "draw_prompt": "Describe the picture", "draw": "Draw", "steps": "Steps",
+        "seed": "Seed", "examples_tasks": "Examples of each task: click one, then Send",
     },
     "zh-CN": {
         "title": "# mmdemo · 多模态对话",
@@ -41,6 +49,13 @@ UI: dict[str, dict[str, str]] = {
         "temperature": "温度（0 = 贪心）", "top_p": "Top-p", "about": "关于此模型",
         "examples": "示例：点一个，再点发送", "examples_showcase": "示例：点一个即可",
         "examples_zh": "中文示例", "examples_zh_showcase": "中文示例：点一个即可",
+        "tab_chat": "对话", "tab_search": "搜索", "tab_draw": "绘图", "task": "任务",
+        "task_prompt": "随消息发送的提示（可编辑）", "labels": "标签（用逗号分隔）", "label_set": "现成的标签组",
+        "language": "翻译成", "speak": "🔊 朗读回答", "spoken": "朗读的回答", "model": "模型",
+        "picker": "对话模型（切换会影响所有访客）", "how": "工作原理", "search_text": "查找显示……的图片",
+        "search_image": "……或与这张相似的图片", "search": "搜索", "gallery": "图库（演示图片和你的图片）",
+        "add_images": "添加图片", "matches": "最佳匹配", "draw_prompt": "描述要画的图", "draw": "绘制",
+        "steps": "步数", "seed": "随机种子", "examples_tasks": "各任务示例：点一个，再点发送",
     },
 }
 

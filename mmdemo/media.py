@@ -7,6 +7,7 @@ at the rate the model expects. Every failure is a :class:`UserError` naming the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mimetypes
 import os
@@ -42,6 +43,11 @@ class Loaded:
 def display_name(path: str | os.PathLike) -> str:
     """The file's own name (never its folder), for messages."""
     return Path(path).name
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (the key cached results of a file are kept under)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def media_kind(path: str | os.PathLike, mime_type: str | None = None) -> str:

@@ -1,18 +1,66 @@
-"""Known checkpoints: the per-device defaults and the settings chosen for each on each device."""
+"""The model presets: published checkpoints per role, what each takes and gives, and per-device settings.
+
+``--model`` (and the page's model picker) accept a preset name or any checkpoint id/path; for the latter
+what the model takes is read from its config and processor when it loads.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal["chat", "asr", "tts", "search", "draw"]
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A published checkpoint: what it is, for the README and the page."""
+    """A published checkpoint: what it is, for the model picker, the README and the model card."""
 
+    name: str
     model_id: str
+    role: Role
     licence: str
     size: str
+    takes: tuple[str, ...] = ("text",)
+    gives: tuple[str, ...] = ("text",)
 
+
+PRESETS_LIST: tuple[Preset, ...] = (
+    Preset("qwen2.5-omni-7b", "Qwen/Qwen2.5-Omni-7B", "chat", "Apache-2.0",
+           "10.7B parameters (7B thinker), 22 GB in bf16", ("text", "image", "audio", "video"), ("text", "speech")),
+    Preset("qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct", "chat", "Apache-2.0", "8.3B parameters, 17 GB in bf16",
+           ("text", "image", "video"), ("text", "boxes")),
+    Preset("qwen2.5-vl-3b", "Qwen/Qwen2.5-VL-3B-Instruct", "chat", "Qwen Research License (non-commercial)",
+           "3.8B parameters, 7.5 GB in bf16", ("text", "image", "video"), ("text", "boxes")),
+    Preset("smolvlm2-2.2b", "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "chat", "Apache-2.0",
+           "2.2B parameters, 4.5 GB in bf16", ("text", "image", "video")),
+    Preset("smolvlm2-500m", "HuggingFaceTB/SmolVLM2-500M-Video-Instruct", "chat", "Apache-2.0",
+           "500M parameters, 1.0 GB in bf16", ("text", "image", "video")),
+    Preset("smolvlm2-256m", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "chat", "Apache-2.0",
+           "256M parameters, 0.5 GB in bf16", ("text", "image", "video")),
+    Preset("whisper-small", "openai/whisper-small", "asr", "Apache-2.0", "244M parameters, 1.0 GB in fp32",
+           ("audio",)),
+    Preset("whisper-base", "openai/whisper-base", "asr", "Apache-2.0", "74M parameters, 0.3 GB in fp32", ("audio",)),
+    Preset("mms-tts-eng", "facebook/mms-tts-eng", "tts", "CC-BY-NC-4.0 (non-commercial)",
+           "36M parameters, 0.15 GB", ("text",), ("speech",)),
+    Preset("siglip-base", "google/siglip-base-patch16-224", "search", "Apache-2.0", "203M parameters, 0.8 GB",
+           ("text", "image"), ("vectors",)),
+    Preset("clip-base", "openai/clip-vit-base-patch32", "search", "MIT", "151M parameters, 0.6 GB",
+           ("text", "image"), ("vectors",)),
+    Preset("sd-1.5", "stable-diffusion-v1-5/stable-diffusion-v1-5", "draw", "CreativeML OpenRAIL-M",
+           "1.1B parameters, 2 GB in fp16", ("text",), ("image",)),
+)
+PRESETS: dict[str, Preset] = {p.model_id: p for p in PRESETS_LIST}
+BY_NAME: dict[str, Preset] = {p.name: p for p in PRESETS_LIST}
+
+# The default checkpoint per role and device (None: off by default there).
+DEFAULTS: dict[Role, dict[str, str | None]] = {
+    "chat": {"cuda": "Qwen/Qwen2.5-Omni-7B", "cpu": "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"},
+    "asr": {"cuda": "openai/whisper-small", "cpu": "openai/whisper-base"},
+    "tts": {"cuda": "facebook/mms-tts-eng", "cpu": "facebook/mms-tts-eng"},
+    "search": {"cuda": "google/siglip-base-patch16-224", "cpu": "openai/clip-vit-base-patch32"},
+    "draw": {"cuda": "stable-diffusion-v1-5/stable-diffusion-v1-5", "cpu": None},
+}
 
 # Processor settings per architecture (config.model_type) and device, passed at call time as
 # ``processor_kwargs``, so a local copy of a checkpoint is treated like its Hub id.
@@ -26,32 +74,32 @@ PROCESSOR_KWARGS: dict[str, dict[str, dict]] = {
     },
 }
 
-PRESETS: dict[str, Preset] = {
-    p.model_id: p
-    for p in (
-        Preset("Qwen/Qwen2.5-Omni-7B", "Apache-2.0", "10.7B parameters (7B thinker), 22 GB in bf16"),
-        Preset("HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "Apache-2.0", "256M parameters, 0.5 GB in bf16"),
-        Preset("HuggingFaceTB/SmolVLM2-500M-Video-Instruct", "Apache-2.0", "500M parameters, 1.0 GB in bf16"),
-        Preset("openai/whisper-base", "Apache-2.0", "74M parameters, 0.3 GB in fp32"),
-        Preset("openai/whisper-small", "Apache-2.0", "244M parameters, 1.0 GB in fp32"),
-    )
-}
 
-DEFAULT_MODEL = {"cuda": "Qwen/Qwen2.5-Omni-7B", "cpu": "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"}
-DEFAULT_ASR_MODEL = {"cuda": "openai/whisper-small", "cpu": "openai/whisper-base"}
+def _kind(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else "cpu"
 
 
-def default_model(device: str) -> str:
-    """The chat model used when ``--model`` is not given."""
-    return DEFAULT_MODEL["cuda" if device.startswith("cuda") else "cpu"]
+def default(role: Role, device: str) -> str | None:
+    """The checkpoint used for ``role`` when its flag is not given (``None``: off on this device)."""
+    return DEFAULTS[role][_kind(device)]
 
 
-def default_asr_model(device: str) -> str:
-    """The Whisper checkpoint used when ``--asr-model`` is not given."""
-    return DEFAULT_ASR_MODEL["cuda" if device.startswith("cuda") else "cpu"]
+def resolve(name_or_id: str | None, role: Role, device: str) -> str | None:
+    """A flag's value as a checkpoint: a preset name becomes its id, ``off`` turns the role off, nothing
+    means the device's default; any other value is a Hub id or a local path."""
+    if name_or_id is None or name_or_id == "":
+        return default(role, device)
+    if name_or_id.lower() == "off":
+        return None
+    preset = BY_NAME.get(name_or_id.lower())
+    return preset.model_id if preset else name_or_id
+
+
+def choices(role: Role) -> list[Preset]:
+    """The presets of one role, in picker order."""
+    return [p for p in PRESETS_LIST if p.role == role]
 
 
 def processor_kwargs(model_type: str, device: str) -> dict:
     """Call-time processor settings for an architecture on ``device`` (empty: the checkpoint's own)."""
-    per_device = PROCESSOR_KWARGS.get(model_type, {})
-    return dict(per_device.get("cuda" if device.startswith("cuda") else "cpu", {}))
+    return dict(PROCESSOR_KWARGS.get(model_type, {}).get(_kind(device), {}))

@@ -21,6 +21,9 @@ class Settings:
     base_url: str | None = None
     api_key_env: str | None = None
     asr_model: str | None = None
+    tts_model: str | None = None
+    search_model: str | None = None
+    draw_model: str | None = None
     device: str = "auto"
     host: str = "127.0.0.1"
     port: int = 7860
@@ -35,14 +38,18 @@ class Settings:
     auth: str | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     showcase: bool = False
+    lock_model: bool = False
 
 
 _HELP = {
-    "model": "model id on the Hugging Face Hub or a local folder (default: chosen for the device; see README)",
+    "model": "chat model: a preset name (see README), a Hub id or a local folder (default: chosen for the device)",
     "engine": "local: load the model in this process; openai: use an OpenAI-compatible server (--base-url)",
     "base_url": "with --engine openai: the server's URL ending in /v1; comma-separate several replicas",
     "api_key_env": "with --engine openai: name of the environment variable that holds the API key",
     "asr_model": "Whisper checkpoint used to transcribe speech for models without an audio encoder",
+    "tts_model": "text-to-speech checkpoint that reads answers aloud ('off' to turn speech off)",
+    "search_model": "CLIP/SigLIP checkpoint of the Search tab ('off' to hide the tab)",
+    "draw_model": "diffusers text-to-image checkpoint of the Draw tab (default: one on GPUs, off on CPUs)",
     "device": "where the model runs: auto (CUDA when available), cpu or cuda",
     "host": "interface to listen on; use 0.0.0.0 to expose the demo on your network",
     "port": "port to listen on",
@@ -57,6 +64,7 @@ _HELP = {
     "auth": "require a login, given as user:password (prefer the environment variable, which ps does not show)",
     "system_prompt": "default system prompt (editable in the page)",
     "showcase": "for presentations: answer the examples at start, so a click on one answers at once",
+    "lock_model": "hide the page's model picker (public deployments: one visitor's switch affects everyone)",
 }
 
 

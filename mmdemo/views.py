@@ -51,6 +51,31 @@ def model_card(service: ChatService) -> str:
     return "\n".join(f"- **{k}**: {v}" for k, v in rows)
 
 
+def how_it_works(service: ChatService, stats: GenerationStats | None) -> str:
+    """The loaded model as the parts multimodal models are made of, and what the last request did in each."""
+    status = service.engine.status()
+    caps = service.engine.capabilities if status.state == "ready" else None
+    lines = ["**How it works.** Each input goes through its own encoder; a projector turns the encoder's "
+             "output into tokens the language decoder reads next to the text; the decoder writes the answer "
+             "token by token."]
+    if caps and caps.parts:
+        lines.append(" → ".join(f"**{role}** ({_count(n)})" for role, n in caps.parts))
+    elif caps and not caps.audio:
+        lines.append("(Parts are not visible for a model served by another server.)")
+    if caps and not caps.audio:
+        lines.append("Voice clips are first transcribed by the speech model (Whisper), then read as text.")
+    if stats is None or not stats.prompt_tokens:
+        return "\n\n".join([*lines, "*Ask something to see how long each stage of your request takes.*"])
+    tokens = [f"{kind} {n}" for kind, n in (("text", stats.text_tokens), ("image", stats.image_tokens),
+                                             ("audio", stats.audio_tokens)) if n]
+    stages = " → ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in stats.stages.items())
+    lines.append(f"**Your last request**: {stats.prompt_tokens} prompt tokens ({', '.join(tokens)}), "
+                 f"{stats.generated_tokens} generated.")
+    if stages:
+        lines.append(f"Stages: {stages}.")
+    return "\n\n".join(lines)
+
+
 def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool, lang: str = "en") -> dict:
     """The chat line under an answer: time to first token and decode speed (live while streaming)."""
     speed = f"{stats.tokens_per_s:.1f} tok/s" if stats.tokens_per_s else "… tok/s"

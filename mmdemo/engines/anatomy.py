@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+
 import torch
+
+from mmdemo.engines.base import GenerationStats
 
 # Attribute names the transformers multimodal models give their parts (SmolVLM/Idefics3, Qwen2.5-VL/Omni,
 # LLaVA, Gemma 3, ...). Whatever is not an encoder or a projector is the language decoder.
@@ -16,6 +23,53 @@ _ROLES = {
 
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def _encoders(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    found: dict[str, tuple[str, torch.nn.Module]] = {}
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if name.startswith("talker") or any(name.startswith(outer + ".") for outer in found):
+            continue
+        role = next((r for r in ("vision encoder", "audio encoder") if leaf in _ROLES[r]), None)
+        if role:
+            found[name] = (role, module)
+    return list(found.values())
+
+
+class StageClock:
+    """Times each encoder's forward pass for the request running on the current thread."""
+
+    def __init__(self, model: torch.nn.Module, device: str) -> None:
+        self._local = threading.local()
+        self._sync = device.startswith("cuda")  # GPU work is asynchronous: wait for it to time it
+        for role, module in _encoders(model):
+            module.register_forward_pre_hook(lambda *_: self._start())
+            module.register_forward_hook(lambda *_, role=role: self._stop(role))
+
+    def _now(self) -> float:
+        if self._sync:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def _start(self) -> None:
+        if getattr(self._local, "stats", None) is not None:
+            self._local.started = self._now()
+
+    def _stop(self, role: str) -> None:
+        stats = getattr(self._local, "stats", None)
+        if stats is not None and getattr(self._local, "started", None) is not None:
+            stats.stages[role] = stats.stages.get(role, 0.0) + self._now() - self._local.started
+            self._local.started = None
+
+    @contextlib.contextmanager
+    def measure(self, stats: GenerationStats) -> Iterator[None]:
+        """Add the encoders' times to ``stats.stages`` while the block runs on this thread."""
+        self._local.stats = stats
+        try:
+            yield
+        finally:
+            self._local.stats = None
 
 
 def model_parts(model: torch.nn.Module) -> tuple[tuple[str, int], ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 
@@ -43,6 +43,15 @@ class GenerationStats:
     total_s: float = 0.0  # set when generation has ended
     cancelled: bool = False
     replayed: bool = False  # a showcase answer computed at start, shown again
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, in the order they ran
+
+    def finish_stages(self) -> None:
+        """Complete ``stages`` once generation has ended: the prefill is the time to first token not spent
+        preparing or in the encoders; the decode is everything after the first token."""
+        if self.first_token_s is None:
+            return
+        self.stages["prefill"] = max(0.0, self.first_token_s - sum(self.stages.values()))
+        self.stages["decode"] = max(0.0, self.total_s - self.first_token_s)
 
     @property
     def text_tokens(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -13,8 +14,10 @@ from PIL import Image
 from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
 
 from mmdemo import presets
-from mmdemo.engines.anatomy import model_parts
+from mmdemo.engines.anatomy import StageClock, model_parts
 from mmdemo.engines.base import Capabilities, EngineBase, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.engines.progress import reporting
+from mmdemo.engines.scoring import answer_ids, answer_logprobs
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
 from mmdemo.engines.workers import TorchWorkers
 from mmdemo.errors import ContextOverflowError, UserError
@@ -78,7 +81,8 @@ class TransformersEngine(EngineBase):
                 raise UserError(self._status.detail)
             started = time.perf_counter()
             try:
-                self.workers.run(self._load)
+                with reporting(self._progress):
+                    self.workers.run(self._load)
             except Exception as exc:
                 detail = _load_error(self.model_id, exc)
                 log.exception("loading %s failed", self.model_id)
@@ -95,6 +99,16 @@ class TransformersEngine(EngineBase):
             detail = f"{dtype}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
             self._status = EngineStatus("ready", self.model_id, self.device, detail)
             log.info("loaded %s on %s: %s", self.model_id, self.device, detail)
+
+    def _progress(self, detail: str) -> None:
+        self._status = EngineStatus("loading", self.model_id, self.device, detail)
+
+    def close(self) -> None:
+        """Free the model's memory (host and GPU); the engine does not answer afterwards."""
+        with self._lock:
+            self._model = self._processor = self._clock = None
+            self._status = EngineStatus("failed", self.model_id, self.device, "unloaded")
+        self.workers.run(_free_memory)
 
     def _load(self) -> None:
         config = AutoConfig.from_pretrained(self.model_id)
@@ -120,6 +134,7 @@ class TransformersEngine(EngineBase):
         )
         self._image_token_id = _token_id(processor, "image_token")
         self._audio_token_id = _token_id(processor, "audio_token")
+        self._clock = StageClock(model, self.device)
         self._processor = processor
         self._model = model
 
@@ -171,6 +186,7 @@ class TransformersEngine(EngineBase):
         streamer: BatchingStreamer, started: float,
     ) -> None:
         inputs = self._prepare(messages)
+        stats.stages["prepare"] = time.perf_counter() - started
         ids = inputs["input_ids"]
         stats.prompt_tokens = int(ids.shape[-1])
         stats.image_tokens = int((ids == self._image_token_id).sum()) if self._image_token_id is not None else 0
@@ -184,7 +200,7 @@ class TransformersEngine(EngineBase):
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(self._model, "thinker", self._model)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._clock.measure(stats):
                 generator.generate(
                     **inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
                     stopping_criteria=StoppingCriteriaList([Watch(cancel, stats, started)]),
@@ -192,12 +208,41 @@ class TransformersEngine(EngineBase):
                 )
         finally:
             stats.total_s = time.perf_counter() - started
+            stats.finish_stages()
             speed = stats.tokens_per_s
             log.info(
                 "answer: %d prompt tokens, %d generated%s, first token %.2f s, %s tok/s",
                 stats.prompt_tokens, stats.generated_tokens, " (stopped)" if stats.cancelled else "",
                 stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
             )
+
+    def score(self, messages: list[dict], answers: list[str]) -> list[float]:
+        """log P(answer | messages) of each answer as the model's whole reply (end of turn included)."""
+        self.load()
+
+        def run() -> list[float]:
+            inputs = self._prepare(messages)
+            model = getattr(self._model, "thinker", self._model)
+            eos = model.generation_config.eos_token_id
+            end = eos[0] if isinstance(eos, list) else eos
+            ids = answer_ids(self._processor.tokenizer, inputs["input_ids"][0].tolist(), answers, end)
+            return answer_logprobs(model, inputs, ids)
+
+        return self.workers.run(run)
+
+    def seen_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size an image of ``width``×``height`` has once the processor has resized it: the frame of
+        the pixel coordinates Qwen2.5-VL-style models write boxes in."""
+        self.load()
+        image_processor = getattr(self._processor, "image_processor", None)
+        merge, patch = getattr(image_processor, "merge_size", None), getattr(image_processor, "patch_size", None)
+        if not (merge and patch):
+            return width, height
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        size = image_processor.size
+        h, w = smart_resize(height, width, patch * merge, size["shortest_edge"], size["longest_edge"])
+        return w, h
 
     def _prepare(self, messages: list[dict]) -> dict:
         try:
@@ -222,6 +267,12 @@ class TransformersEngine(EngineBase):
                 "Press Clear to start over, or send a shorter message or fewer images and clips."
             )
         return min(max_new_tokens, limit - prompt_tokens)
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _token_id(processor: object, name: str) -> int | None:

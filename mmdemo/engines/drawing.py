@@ -1,0 +1,103 @@
+"""Text to image through ``diffusers`` (an optional extra: ``pip install -r requirements-extra.txt``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from mmdemo.engines.workers import TorchWorkers
+from mmdemo.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    """Progress of one drawing: ``done`` of ``total`` denoising steps, and the image at the end."""
+
+    done: int
+    total: int
+    image: Image.Image | None = None
+
+
+def unavailable(model_id: str | None, device: str) -> str | None:
+    """Why drawing is off ('' reasons are None): no diffusers installed, or no model chosen."""
+    if importlib.util.find_spec("diffusers") is None:
+        return ("Drawing needs the optional `diffusers` package: `pip install -r requirements-extra.txt`, "
+                "then restart the app.")
+    if model_id is None:
+        return ("Drawing is off on this machine: there is no GPU, and a diffusion model on a CPU takes minutes "
+                "per image. Start the app with `--draw-model <checkpoint>` to draw anyway.")
+    return None
+
+
+class Drawer:
+    """A text-to-image pipeline loaded once with ``AutoPipelineForText2Image``; runs on the torch threads."""
+
+    def __init__(self, model_id: str, device: str = "cpu", workers: TorchWorkers | None = None) -> None:
+        self.model_id = model_id
+        self.device = device
+        self.workers = workers or TorchWorkers()
+        self._lock = threading.Lock()
+        self._pipe = None
+
+    def load(self) -> None:
+        """Load the pipeline once (blocking, thread-safe); raise ``UserError`` when it cannot be loaded."""
+        with self._lock:
+            if self._pipe is not None:
+                return
+            from diffusers import AutoPipelineForText2Image
+
+            dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+            started = time.perf_counter()
+            try:
+                pipe = self.workers.run(lambda: AutoPipelineForText2Image.from_pretrained(self.model_id, dtype=dtype))
+                self._pipe = pipe.to(self.device)
+            except Exception as exc:
+                log.exception("loading the drawing model %s failed", self.model_id)
+                raise UserError(f"The drawing model '{self.model_id}' could not be loaded: {type(exc).__name__}."
+                                ) from exc
+            self._pipe.set_progress_bar_config(disable=True)
+            log.info("loaded drawing model %s in %.1f s", self.model_id, time.perf_counter() - started)
+
+    def draw(self, prompt: str, steps: int, seed: int, cancel: threading.Event, size: int | None = None
+             ) -> Iterator[Step]:
+        """Yield a :class:`Step` after each denoising step and the image at the end; setting ``cancel``
+        interrupts the pipeline at the next step."""
+        if not prompt.strip():
+            raise UserError("Describe the picture to draw.")
+        self.load()
+        updates: queue.Queue[Step | BaseException] = queue.Queue()
+
+        def on_step(pipe: object, step: int, _timestep: object, kwargs: dict) -> dict:
+            updates.put(Step(step + 1, steps))
+            if cancel.is_set():
+                pipe._interrupt = True  # diffusers' own interruption flag, checked before each step
+            return kwargs
+
+        def run() -> None:
+            try:
+                size_kwargs = {"height": size, "width": size} if size else {}
+                image = self._pipe(prompt, num_inference_steps=steps, callback_on_step_end=on_step,
+                                   generator=torch.Generator("cpu").manual_seed(seed), **size_kwargs).images[0]
+                updates.put(Step(steps, steps, image))
+            except BaseException as exc:
+                updates.put(exc)
+
+        self.workers.submit(run)
+        while True:
+            update = updates.get()
+            if isinstance(update, BaseException):
+                log.error("drawing failed", exc_info=update)
+                raise UserError("Drawing failed on the server; the error is in the server log.") from update
+            yield update
+            if update.image is not None:
+                return

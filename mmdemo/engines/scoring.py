@@ -1,0 +1,31 @@
+"""How likely a model finds each of a few fixed answers: label log-probabilities for classification."""
+
+from __future__ import annotations
+
+import torch
+
+
+def answer_ids(tokenizer: object, prompt_ids: list[int], answers: list[str], end_id: int | None) -> list[list[int]]:
+    """Token ids of each answer as the model would write it after the prompt, end of turn included.
+    A prompt that ends in a word character or punctuation (SmolVLM's ``Assistant:``) is followed by a space."""
+    tail = tokenizer.decode(prompt_ids[-1:])
+    space = " " if tail and not tail[-1].isspace() else ""
+    ids = [tokenizer(space + answer, add_special_tokens=False)["input_ids"] for answer in answers]
+    return [i + ([end_id] if end_id is not None else []) for i in ids]
+
+
+@torch.inference_mode()
+def answer_logprobs(model: torch.nn.Module, inputs: dict, candidates: list[list[int]]) -> list[float]:
+    """log P(candidate | prompt) for each candidate: the sum of its tokens' log-probabilities, read from one
+    forward pass of prompt + candidate (media included, so every architecture places its tokens as in
+    generate)."""
+    prompt = inputs["input_ids"]
+    scores = []
+    for ids in candidates:
+        extra = torch.tensor([ids], dtype=prompt.dtype, device=prompt.device)
+        batch = {**inputs, "input_ids": torch.cat([prompt, extra], dim=1)}
+        if "attention_mask" in inputs:
+            batch["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(extra)], dim=1)
+        logits = model(**batch, use_cache=False).logits[0, prompt.shape[1] - 1: -1].float()
+        scores.append(float(torch.log_softmax(logits, dim=-1).gather(1, extra[0][:, None]).sum()))
+    return scores

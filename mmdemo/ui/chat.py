@@ -1,0 +1,286 @@
+"""The chat tab: the conversation, the task panel, the model panel, and the ``/chat`` and ``/task`` API."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import gradio as gr
+
+from mmdemo.chat import ChatService
+from mmdemo.engines.base import GenerationStats
+from mmdemo.errors import UserError
+from mmdemo.export import export_conversation
+from mmdemo.extras import Extras
+from mmdemo.locales import language
+from mmdemo.runner import missing_input, run_task
+from mmdemo.settings import Settings
+from mmdemo.showcase import ExampleCache, replay
+from mmdemo.tasks import TASKS, compose, parse_labels
+from mmdemo.ui.controls import model_picker, task_controls
+from mmdemo.ui.page import I18N, page_defaults
+from mmdemo.ui.turn import Voice, api_result, result_messages
+from mmdemo.views import banner_markdown, how_it_works, model_card, model_name, speed_strip, status_markdown
+
+log = logging.getLogger(__name__)
+UPDATE_INTERVAL_S = 0.04  # at most ~25 page updates a second, however fast tokens come
+FAILED = "Something went wrong while answering; the details are in the server log. Please try again."
+
+
+def _user_message(text: str, files: list[str]) -> dict:
+    return {"role": "user", "content": [{"path": f} for f in files] + ([text] if text.strip() else [])}
+
+
+def _split(message: dict | None) -> tuple[str, list[str]]:
+    message = message or {}
+    files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
+    return message.get("text") or "", files
+
+
+def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples: list[dict] | None,
+             examples_zh: list[dict] | None, task_examples: list[tuple[dict, str]] | None,
+             showcase: ExampleCache | None, extras: Extras) -> None:
+    """Build the chat tab inside ``demo``. With ``showcase``, clicking an example sends it, and its answer
+    comes from the cache when it matches."""
+    t = I18N
+    stops: dict[str, threading.Event] = {}  # per browser session: set by Stop, read by the running turn
+
+    def respond(task_key: str, text: str, files: list[str], history: list[dict], system: str, max_tokens: float,
+                temperature: float, top_p: float, labels: list[str], stats: GenerationStats | None = None,
+                cancel: threading.Event | None = None) -> Iterator:
+        """Run one turn, turning UserError into a gr.Error and anything else into a logged generic error."""
+        try:
+            params = service.clamp(max_tokens, temperature, top_p)
+            cached = showcase.lookup(text, files, history, system, params) if showcase and task_key == "chat" else None
+            yield from (replay(cached, stats or GenerationStats()) if cached else
+                        run_task(service, TASKS[task_key], text, files, history, system, params, labels, stats,
+                                 cancel))
+        except UserError as exc:
+            log.info("refused: %s", exc)
+            raise gr.Error(str(exc), print_exception=False) from exc
+        except gr.Error:
+            raise
+        except Exception as exc:
+            log.exception("chat turn failed")
+            raise gr.Error(FAILED, print_exception=False) from exc
+
+    def prepare(message: dict | None, history: list[dict], task_key: str, prompt: str, labels: str,
+                target: str) -> tuple[str, list[str], list[str]]:
+        """The text the model gets for this task, the files, and the labels; a gr.Error when it cannot run."""
+        text, files = _split(message)
+        task = TASKS.get(task_key) or TASKS["chat"]
+        if not text.strip() and not files and task.key == "chat":
+            raise gr.Error("The message is empty. Type a question, or attach an image or an audio clip.")
+        label_list = parse_labels(labels or "")
+        try:
+            composed = compose(task, prompt if prompt is not None else task.prompt, text, label_list, target)
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+        reason = missing_input(task, files, history)
+        if reason:
+            raise gr.Error(reason, print_exception=False)
+        if not composed.strip() and not files:
+            raise gr.Error("The message is empty. Type a question, or attach an image or an audio clip.")
+        return composed, files, label_list
+
+    def add_user_message(message: dict | None, chat: list[dict], task_key: str, prompt: str, labels: str,
+                         target: str, request: gr.Request) -> tuple[dict, list[dict], dict]:
+        text, files, label_list = prepare(message, chat, task_key, prompt, labels, target)
+        stops[request.session_hash] = threading.Event()
+        pending = {"text": text, "files": files, "typed": message, "task": task_key, "labels": label_list,
+                   "submitted": time.monotonic()}
+        return gr.MultimodalTextbox(value=None, interactive=False), [*chat, _user_message(text, files)], pending
+
+    def bot_turn(pending: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
+                 top_p: float, speak: bool, request: gr.Request) -> Iterator[tuple]:
+        """Stream one answer into the chat (and read it aloud when asked); a turn that fails or is stopped
+        before it starts leaves the chat and goes back into the input box, so nothing typed is lost."""
+        queue_wait = time.monotonic() - pending["submitted"]
+        lang = language(request.headers.get("accept-language"))
+        history, shown, keep = chat[:-1], list(chat), gr.skip()
+        give_back = gr.MultimodalTextbox(value=pending.get("typed"), interactive=True)
+        stats, stop = GenerationStats(), stops.setdefault(request.session_hash, threading.Event())
+        voice = Voice(extras.speaker if speak else None)
+        answer: dict | None = None
+        last = 0.0
+        try:
+            if stop.is_set():  # Stop was pressed while this turn waited in the queue
+                yield history, give_back, None, keep
+                return
+            for event in respond(pending["task"], pending["text"], pending["files"], history, system, max_tokens,
+                                 temperature, top_p, pending["labels"], stats, stop):
+                if event.kind == "notice":
+                    gr.Info(event.text)
+                elif event.kind == "transcript":
+                    shown.append({"role": "assistant", "content": event.text, "metadata": {"title": event.title}})
+                    yield shown, keep, None, keep
+                elif event.kind in ("label", "boxes"):
+                    shown += result_messages(event)
+                    voice.feed(event.text if event.kind == "label" else "")
+                else:
+                    if answer is None:
+                        answer = {"role": "assistant", "content": ""}
+                        shown += [answer, speed_strip(stats, queue_wait, False, lang)]
+                    answer["content"] += event.text
+                    voice.feed(event.text)
+                    if time.monotonic() - last >= UPDATE_INTERVAL_S:
+                        last = time.monotonic()
+                        shown[-1] = speed_strip(stats, queue_wait, False, lang)
+                        yield shown, keep, voice.ready(), keep
+        except gr.Error:
+            voice.cancel()
+            yield history, give_back, None, keep  # the failed message leaves the chat; the next turn is clean
+            raise
+        finally:
+            if stops.get(request.session_hash) is stop:
+                del stops[request.session_hash]
+        if answer is not None:
+            shown[shown.index(answer) + 1] = speed_strip(stats, queue_wait, True, lang)
+        elif not any(m.get("role") == "assistant" for m in shown[len(chat):]):
+            shown.append({"role": "assistant", "content": "*(the model gave an empty answer)*"})
+        yield shown, keep, None, how_it_works(service, stats)
+        for chunk in voice.rest(stop):
+            yield shown, keep, chunk, keep
+        if voice.saved():
+            shown.append({"role": "assistant", "content": {"path": voice.saved()}})
+            yield shown, keep, None, keep
+
+    def request_stop(request: gr.Request) -> dict:
+        """Stop this session's answer: generation ends at the next token and the turn finishes normally."""
+        if request.session_hash in stops:
+            stops[request.session_hash].set()
+        return gr.MultimodalTextbox(interactive=True)
+
+    def chat_api(message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
+                 top_p: float) -> Iterator[tuple[str, list[dict]]]:
+        text, files = _split(message)
+        answer = ""
+        for event in respond("chat", text, files, history, system, max_tokens, temperature, top_p, []):
+            if event.kind == "notice":
+                gr.Info(event.text)
+            elif event.kind == "text":
+                answer += event.text
+                yield answer, history
+        yield answer, [*history, _user_message(text, files), {"role": "assistant", "content": answer}]
+
+    def task_api(message: dict | None, task_key: str, prompt: str | None, labels: str, target: str,
+                 max_tokens: float, temperature: float) -> tuple[str, dict, str | None]:
+        """One task on one message (no history): the answer, the result as JSON, the image with boxes."""
+        if task_key not in TASKS:
+            raise gr.Error(f"Unknown task {task_key!r}; the tasks are: {', '.join(TASKS)}.")
+        text, files, label_list = prepare(message, [], task_key, prompt or None, labels, target)
+        events = list(respond(task_key, text, files, [], settings.system_prompt, max_tokens, temperature, 1.0,
+                              label_list))
+        return api_result(task_key, text, events)
+
+    def session_limit(message: dict | None, history: list[dict], system: str, max_tokens: float,
+                      temperature: float, top_p: float, request: gr.Request) -> list[dict]:
+        """Refuse a request when its session already has ``settings.session_limit`` running or queued."""
+        busy = _session_events(demo, request.session_hash)  # validators run before the event is queued
+        if busy >= settings.session_limit:
+            log.info("session over its limit of %d requests in flight", settings.session_limit)
+        message_check = gr.validate(busy < settings.session_limit,
+                                    f"You already have {busy} requests in flight (the limit is "
+                                    f"{settings.session_limit}). Wait for them to finish or stop them.")
+        return [message_check] + [gr.validate(True, "")] * 5
+
+    def status(request: gr.Request) -> tuple[str, gr.Timer, str, dict]:
+        current, lang = service.engine.status(), language(request.headers.get("accept-language"))
+        banner = banner_markdown(current, showcase, lang)
+        return (status_markdown(current, lang), gr.Timer(active=current.state == "loading" or bool(banner)),
+                model_card(service), gr.Markdown(banner, visible=bool(banner)))
+
+    def export_chat(chat: list[dict]) -> dict:
+        if not chat:
+            raise gr.Error("There is nothing to export yet: the chat is empty.")
+        return gr.File(value=str(export_conversation(chat, model_name(service.engine.status()))), visible=True)
+
+    banner = gr.Markdown(visible=False, elem_id="banner")
+    status_line = gr.Markdown(status_markdown(service.engine.status()), elem_id="status")
+    timer = gr.Timer(1.0)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=320):
+            chatbot = gr.Chatbot(label=t("chat"), elem_id="chat", scale=1, min_height=420, layout="bubble",
+                                 buttons=["copy"], placeholder=t("chat_placeholder"))
+            textbox = gr.MultimodalTextbox(
+                placeholder=t("input_placeholder"),
+                file_count="multiple", sources=["upload", "microphone"],  # any file: we explain what is unsupported
+                show_label=False, submit_btn=False, elem_id="input", max_plain_text_length=100_000,
+            )
+            gr.Markdown(t("mic_notice"), elem_id="mic-notice")
+            with gr.Row():
+                send = gr.Button(t("send"), variant="primary", elem_id="send")
+                stop = gr.Button(t("stop"), variant="stop", elem_id="stop")
+                clear = gr.Button(t("clear"), elem_id="clear")
+                export = gr.Button(t("export"), elem_id="export")
+            exported = gr.File(label=t("exported"), visible=False, elem_id="exported")
+        with gr.Column(scale=1, min_width=260):
+            controls = task_controls(t)
+            speak = gr.Checkbox(False, label=t("speak"), visible=extras.speaker is not None, elem_id="speak")
+            spoken = gr.Audio(label=t("spoken"), streaming=True, autoplay=True, interactive=False, visible=False,
+                              elem_id="spoken")
+            speak.change(lambda on: gr.Audio(visible=on), [speak], [spoken], queue=False,
+                         api_visibility="undocumented")
+    with gr.Accordion(t("settings"), open=False):
+        system = gr.Textbox(label=t("system_prompt"), value=settings.system_prompt, lines=2)
+        tokens0, temperature0, top_p0 = page_defaults(settings)
+        max_tokens = gr.Slider(1, settings.max_new_tokens, value=tokens0, step=1, label=t("max_tokens"))
+        temperature = gr.Slider(0.0, 2.0, value=temperature0, step=0.05, label=t("temperature"))
+        top_p = gr.Slider(0.05, 1.0, value=top_p0, step=0.05, label=t("top_p"))
+    with gr.Accordion(t("about"), open=False):
+        if service.make_engine is not None:
+            model_picker(service, t, timer)
+        card = gr.Markdown(model_card(service), elem_id="model-card")
+        how = gr.Markdown(how_it_works(service, None), elem_id="how-it-works")
+    example_lists = [  # clicking an example fills the input box (and in showcase mode sends it)
+        gr.Examples(examples=[[e] for e in group], inputs=[textbox], label=t(key + ("_showcase" if showcase else "")))
+        for key, group in (("examples", examples), ("examples_zh", examples_zh)) if group
+    ]
+    if task_examples:  # each fills the input and picks its task
+        gr.Examples(examples=[[message, key] for message, key in task_examples], inputs=[textbox, controls.task],
+                    label=t("examples_tasks"))
+    pending = gr.State()
+    api_history = gr.State([])
+    api_answer = gr.Textbox(visible=False)
+    api_button = gr.Button(visible=False)
+
+    def answer(turn: gr.events.Dependency) -> gr.events.Dependency:
+        """Once ``turn`` has put the user's message in the chat: stream the answer, then free the input."""
+        answering = turn.success(bot_turn, [pending, chatbot, system, max_tokens, temperature, top_p, speak],
+                                 [chatbot, textbox, spoken, how], concurrency_id="model",
+                                 concurrency_limit=settings.concurrency, api_visibility="undocumented")
+        answering.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False,
+                       api_visibility="undocumented")
+        return answering
+
+    turn_io = dict(fn=add_user_message, inputs=[textbox, chatbot, *controls.inputs],
+                   outputs=[textbox, chatbot, pending], queue=False, api_visibility="undocumented")
+    answering = [answer(gr.on([textbox.submit, send.click], **turn_io))]
+    if showcase:  # a click on an example sends it
+        answering += [answer(group.load_input_event.then(**turn_io)) for group in example_lists]
+    stop.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented")
+    clear.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented").then(
+        lambda: ([], gr.MultimodalTextbox(value=None, interactive=True), []), None, [chatbot, textbox, api_history],
+        cancels=answering, queue=False, api_visibility="undocumented")
+    api_button.click(chat_api, [textbox, api_history, system, max_tokens, temperature, top_p],
+                     [api_answer, api_history], api_name="chat", concurrency_id="model",
+                     concurrency_limit=settings.concurrency, validator=session_limit)
+    with gr.Group(visible=False):
+        task_in = [gr.Textbox(), gr.Textbox(), gr.Textbox(), gr.Textbox()]
+        task_out = [gr.Textbox(), gr.JSON(), gr.Image(type="filepath", format="png")]
+    gr.Button(visible=False).click(task_api, [textbox, *task_in, max_tokens, temperature], task_out,
+                                   api_name="task", concurrency_id="model", concurrency_limit=settings.concurrency)
+    status_outputs = [status_line, timer, card, banner]
+    timer.tick(status, None, status_outputs, queue=False, api_visibility="undocumented")
+    demo.load(status, None, status_outputs, queue=False, api_visibility="undocumented")
+    export.click(export_chat, [chatbot], [exported], api_visibility="undocumented")
+
+
+def _session_events(demo: gr.Blocks, session_hash: str | None) -> int:
+    """Events of one session waiting in or being run by Gradio's queue."""
+    queue = demo._queue
+    waiting = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+    running = [e for job in queue.active_jobs if job for e in job]
+    return sum(e.session_hash == session_hash for e in waiting + running)

@@ -1,0 +1,54 @@
+"""The Draw tab: text to image with per-step progress, or how to turn it on when it is off."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import gradio as gr
+
+from mmdemo.errors import UserError
+from mmdemo.extras import Extras
+from mmdemo.settings import Settings
+from mmdemo.ui.page import I18N
+
+
+def draw_tab(extras: Extras, settings: Settings) -> None:
+    """Build the Draw tab (and the ``/draw`` API endpoint when drawing is on)."""
+    t = I18N
+    drawer = extras.drawer
+    if drawer is None:
+        gr.Markdown(f"🎨 {extras.draw_off}", elem_id="draw-off")
+        return
+    stops: dict[str, threading.Event] = {}
+
+    def draw(prompt: str, steps: float, seed: float, request: gr.Request) -> Iterator[tuple[str, object]]:
+        cancel = stops[request.session_hash] = threading.Event()
+        try:
+            for step in drawer.draw(prompt, int(steps), int(seed), cancel):
+                bar = "█" * round(20 * step.done / step.total) + "░" * (20 - round(20 * step.done / step.total))
+                note = " (stopped)" if cancel.is_set() else ""
+                yield f"`{bar}` step {step.done} of {step.total}{note}", step.image if step.image else gr.skip()
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+        except GeneratorExit:
+            cancel.set()
+            raise
+
+    def stop(request: gr.Request) -> None:
+        if request.session_hash in stops:
+            stops[request.session_hash].set()
+
+    prompt = gr.Textbox(label=t("draw_prompt"), placeholder="a lighthouse on a cliff at sunset, watercolour",
+                        elem_id="draw-prompt")
+    with gr.Row():
+        steps = gr.Slider(1, 50, value=20 if drawer.device.startswith("cuda") else 4, step=1, label=t("steps"))
+        seed = gr.Number(0, precision=0, label=t("seed"))
+    with gr.Row():
+        button = gr.Button(t("draw"), variant="primary", elem_id="draw-button")
+        stop_button = gr.Button(t("stop"), variant="stop", elem_id="draw-stop")
+    progress = gr.Markdown(elem_id="draw-progress")
+    image = gr.Image(label=t("tab_draw"), type="pil", format="png", interactive=False, elem_id="drawn")
+    button.click(draw, [prompt, steps, seed], [progress, image], api_name="draw", concurrency_id="model",
+                 concurrency_limit=settings.concurrency)
+    stop_button.click(stop, None, None, queue=False, api_visibility="undocumented")

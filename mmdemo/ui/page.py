@@ -1,0 +1,95 @@
+"""The page: its tabs built around a :class:`ChatService` and the optional models, and how it is served."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from mmdemo.chat import ChatService
+from mmdemo.errors import UserError
+from mmdemo.extras import Extras
+from mmdemo.locales import UI
+from mmdemo.settings import Settings, credentials
+from mmdemo.showcase import ExampleCache
+from mmdemo.views import health_payload
+
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
+CSS = """
+#status { font-size: 0.9em; opacity: 0.85; }
+#banner { border: 1px solid var(--color-accent); border-radius: var(--radius-lg); padding: 0.4em 0.9em;
+          background: var(--color-accent-soft); }
+#mic-notice { display: none; font-size: 0.9em; }
+body.insecure #mic-notice { display: block !important; }
+#chat img { max-width: 100%; max-height: 320px; width: auto; height: auto; object-fit: contain; }
+"""
+PAGE_JS = """() => {
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") document.querySelector("#stop")?.click();
+  });
+  // Browsers only record from the microphone on https:// or localhost pages.
+  if (!window.isSecureContext) document.body.classList.add("insecure");
+}"""
+I18N = gr.I18n(**UI)
+
+
+def page_defaults(settings: Settings) -> tuple[int, float, float]:
+    """The page's initial max new tokens, temperature and top-p (showcase answers are computed with them)."""
+    return min(256, settings.max_new_tokens), 0.7, 0.9
+
+
+def build_demo(service: ChatService, settings: Settings, examples: list[dict] | None = None,
+               examples_zh: list[dict] | None = None, showcase: ExampleCache | None = None,
+               extras: Extras | None = None, task_examples: list[tuple[dict, str]] | None = None) -> gr.Blocks:
+    """The page, wired to ``service`` and ``extras``; also exposes the ``/chat``, ``/task``, ``/speak``,
+    ``/search`` and ``/draw`` API endpoints (those of the models that are on)."""
+    from mmdemo.ui.chat import chat_tab
+    from mmdemo.ui.draw import draw_tab
+    from mmdemo.ui.search import search_tab
+
+    extras = extras or Extras()
+    t = I18N
+    with gr.Blocks(title="mmdemo · multimodal chat", fill_height=True) as demo:
+        gr.Markdown(t("title"))
+        gr.Markdown(t("description"))
+        with gr.Tabs():
+            with gr.Tab(t("tab_chat"), id="chat"):
+                chat_tab(demo, service, settings, examples, examples_zh, task_examples, showcase, extras)
+            if extras.embedder is not None:
+                with gr.Tab(t("tab_search"), id="search"):
+                    search_tab(demo, extras.embedder, settings)
+            with gr.Tab(t("tab_draw"), id="draw"):
+                draw_tab(extras, settings)
+    return demo
+
+
+def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
+    """Serve the page and ``/health``: queue sized by the settings, uploads capped, only assets/ readable
+    besides uploads."""
+    from fastapi.responses import JSONResponse
+
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
+    demo.launch(
+        server_name=settings.host, server_port=settings.port, max_file_size=f"{settings.max_file_mb}mb",
+        allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS, js=PAGE_JS,
+        auth=credentials(settings), i18n=I18N,
+        footer_links=["api", "settings"], prevent_thread_lock=True,
+    )
+
+    retrying = threading.Lock()
+
+    def retry_load() -> None:
+        with retrying, contextlib.suppress(UserError):  # the status says why
+            service.warm_up()
+
+    def health() -> JSONResponse:
+        status = service.engine.status()
+        if status.state == "failed" and not retrying.locked():  # a remote server may be back: look again
+            threading.Thread(target=retry_load, name="mmdemo-health-retry", daemon=True).start()
+        code, body = health_payload(status)
+        return JSONResponse(body, status_code=code)
+
+    demo.app.add_api_route("/health", health, methods=["GET"])  # for load balancers; open even with --auth
+    demo.block_thread()

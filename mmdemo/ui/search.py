@@ -1,0 +1,113 @@
+"""The Search tab: find images by text or by an example image, in the demo's gallery plus the visitor's own.
+
+The visitor's images are kept on the server under their content hash; the browser remembers which ones
+are theirs (``gr.BrowserState``), so the gallery survives a page reload. Each image's vector is computed
+once (the embedder caches it by hash).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from mmdemo import media
+from mmdemo.errors import UserError
+from mmdemo.settings import Settings
+from mmdemo.ui.page import ASSETS, I18N
+
+if TYPE_CHECKING:
+    from mmdemo.engines.retrieval import Embedder
+
+STORE = Path(tempfile.gettempdir()) / "mmdemo-gallery"
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+MAX_UPLOADS = 200  # images one visitor can add
+
+
+def _demo_images() -> dict[str, tuple[str, str]]:
+    """digest → (name, path) of the images shipped in assets/."""
+    images = [p for p in sorted(ASSETS.iterdir()) if media.media_kind(p) == "image"]
+    return {media.file_digest(p): (p.stem, str(p)) for p in images}
+
+
+def _entries(demo: dict[str, tuple[str, str]], uploads: list[dict] | None) -> dict[str, tuple[str, str]]:
+    """The gallery: the demo's images and the visitor's (entries from the browser are checked: a digest
+    names a file in the store or it is ignored)."""
+    found = dict(demo)
+    for item in uploads or []:
+        digest = str(item.get("digest", "")) if isinstance(item, dict) else ""
+        path = STORE / f"{digest}.png"
+        if _DIGEST.match(digest) and path.is_file():
+            found[digest] = (str(item.get("name", "image"))[:80], str(path))
+    return found
+
+
+def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings) -> None:
+    """Build the Search tab (and the ``/search`` and ``/add_images`` API endpoints)."""
+    t = I18N
+    demo_images = _demo_images()
+
+    def view(uploads: list[dict] | None) -> list[tuple[str, str]]:
+        return [(path, name) for name, path in _entries(demo_images, uploads).values()]
+
+    def add_images(files: list[str] | None, uploads: list[dict] | None) -> tuple[list[dict], list, None]:
+        uploads = list(uploads or [])
+        for file in files or []:
+            try:
+                image = media.load_image(file, settings.max_image_pixels).data
+            except UserError as exc:
+                gr.Warning(str(exc))
+                continue
+            digest = media.file_digest(file)
+            STORE.mkdir(parents=True, exist_ok=True)
+            path = STORE / f"{digest}.png"
+            if not path.exists():
+                image.save(path)
+            if all(u.get("digest") != digest for u in uploads):
+                uploads.append({"digest": digest, "name": media.display_name(file)})
+        uploads = uploads[-MAX_UPLOADS:]
+        try:
+            embedder.image_vectors({d: Path(p) for d, (_, p) in _entries(demo_images, uploads).items()})
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+        return uploads, view(uploads), None
+
+    def search(query: str, query_image: str | None, uploads: list[dict] | None) -> tuple[list, list[dict]]:
+        try:
+            if query_image:
+                image = media.load_image(query_image, settings.max_image_pixels).data
+                vector = embedder.image_vectors({media.file_digest(query_image): image})
+                target = next(iter(vector.values()))
+            elif (query or "").strip():
+                target = embedder.text_vector(query)
+            else:
+                raise UserError("Type what to look for, or give an image to search with.")
+            entries = _entries(demo_images, uploads)
+            vectors = embedder.image_vectors({d: Path(p) for d, (_, p) in entries.items()})
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+        matches = embedder.search(target, vectors)
+        shown = [(entries[m.key][1], f"{entries[m.key][0]} · {m.score:.3f}") for m in matches]
+        return shown, [{"name": entries[m.key][0], "score": round(m.score, 4)} for m in matches]
+
+    uploads = gr.BrowserState([], storage_key="mmdemo-gallery")
+    with gr.Row():
+        query = gr.Textbox(label=t("search_text"), placeholder="a bar chart", elem_id="search-text", scale=2)
+        query_image = gr.Image(type="filepath", label=t("search_image"), sources=["upload", "clipboard"],
+                               height=160, elem_id="search-image")
+    button = gr.Button(t("search"), variant="primary", elem_id="search-button")
+    matches = gr.Gallery(label=t("matches"), columns=3, height="auto", elem_id="matches")
+    scores = gr.JSON(visible=False)
+    with gr.Accordion(t("gallery"), open=True):
+        add = gr.File(file_count="multiple", file_types=["image"], label=t("add_images"), elem_id="add-images")
+        gallery = gr.Gallery(view(None), columns=6, height="auto", allow_preview=True, elem_id="gallery")
+    search_io = dict(fn=search, inputs=[query, query_image, uploads], outputs=[matches, scores],
+                     concurrency_id="model", concurrency_limit=settings.concurrency)
+    button.click(api_name="search", **search_io)
+    query.submit(api_visibility="undocumented", **search_io)
+    add.upload(add_images, [add, uploads], [uploads, gallery, add], api_name="add_images",
+               concurrency_id="model", concurrency_limit=settings.concurrency)
+    demo.load(view, [uploads], [gallery], queue=False, api_visibility="undocumented")  # the visitor's images

@@ -1,0 +1,112 @@
+"""What a chat turn adds besides the streamed text: task results as chat messages, and the spoken answer."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+
+from mmdemo.chat import ChatEvent, Classification
+from mmdemo.engines.speech import Speaker, SpokenAnswer, wav_bytes
+from mmdemo.errors import UserError
+from mmdemo.runner import Grounded
+
+log = logging.getLogger(__name__)
+
+
+def result_messages(event: ChatEvent) -> list[dict]:
+    """Chat messages for a task's result: the label with its probabilities, or the image with its boxes
+    drawn and the boxes as a JSON file."""
+    messages = [{"role": "assistant", "content": event.text}]
+    if isinstance(event.data, Grounded):
+        messages += [{"role": "assistant", "content": {"path": str(event.data.image)}},
+                     {"role": "assistant", "content": {"path": str(event.data.json)}}]
+    return messages
+
+
+def api_result(task_key: str, prompt: str, events: list[ChatEvent]) -> tuple[str, dict, str | None]:
+    """The ``/task`` endpoint's answer text, its result as JSON, and the image with boxes (when any)."""
+    answer = "".join(e.text for e in events if e.kind == "text")
+    result: dict = {"task": task_key, "prompt": prompt, "answer": answer}
+    image = None
+    for event in events:
+        if isinstance(event.data, Classification):
+            result.update(label=event.data.label, probabilities=event.data.probabilities)
+            answer = answer or event.data.answer or (event.data.label or "")
+        elif event.kind == "boxes":
+            grounded = event.data if isinstance(event.data, Grounded) else None
+            result["boxes"] = [vars(b) for b in grounded.boxes] if grounded else []
+            image = str(grounded.image) if grounded else None
+        elif event.kind == "transcript":
+            result.setdefault("transcripts", []).append(event.text)
+    return answer, result, image
+
+
+class Voice:
+    """The spoken answer of one turn: sentences are read aloud as they complete (a stream of WAV chunks
+    for the page's player), then the whole answer is saved as one clip for the chat."""
+
+    def __init__(self, speaker: Speaker | None) -> None:
+        self._spoken = SpokenAnswer(speaker) if speaker is not None else None
+        self._path: str | None = None
+
+    def feed(self, text: str) -> None:
+        """Answer text as it streams."""
+        if self._spoken is not None and text:
+            self._spoken.feed(text)
+
+    def ready(self) -> bytes | None:
+        """Audio of the sentences finished so far and not yet played (``None``: nothing new)."""
+        if self._spoken is None:
+            return None
+        try:
+            return self._join(list(self._spoken.ready()))
+        except UserError as exc:
+            return self._fail(exc)
+
+    def rest(self, stop: threading.Event) -> Iterator[bytes]:
+        """The remaining sentences' audio once the text is complete, each as soon as it is ready."""
+        if self._spoken is None:
+            return
+        try:
+            for clip in self._spoken.finish():
+                if stop.is_set():
+                    self.cancel()
+                    return
+                chunk = self._join([clip])
+                if chunk:
+                    yield chunk
+        except UserError as exc:
+            self._fail(exc)
+
+    def saved(self) -> str | None:
+        """The whole spoken answer as a WAV file (``None`` when nothing was spoken)."""
+        whole = self._spoken.whole() if self._spoken is not None else None
+        if whole is None or self._path is not None:
+            return self._path
+        path = Path(tempfile.mkdtemp(prefix="mmdemo-voice-")) / "answer.wav"
+        path.write_bytes(wav_bytes(whole[1], whole[0]))
+        self._path = str(path)
+        return self._path
+
+    def cancel(self) -> None:
+        """Drop the sentences not yet read."""
+        if self._spoken is not None:
+            self._spoken.cancel()
+
+    @staticmethod
+    def _join(clips: list[tuple[int, object]]) -> bytes | None:
+        import numpy as np
+
+        audible = [c for c in clips if len(c[1])]
+        return wav_bytes(np.concatenate([c[1] for c in audible]), audible[0][0]) if audible else None
+
+    def _fail(self, exc: UserError) -> None:
+        """The voice model could not load: keep the text, say why once."""
+        gr.Warning(str(exc))
+        self.cancel()
+        self._spoken = None

@@ -1,0 +1,124 @@
+"""Tiny random-weight checkpoints for the optional models: CLIP (search), VITS (voice), Stable Diffusion (draw).
+
+Real config classes at tiny sizes and real tokenizer/processor classes with a small character vocabulary,
+saved with ``save_pretrained`` and loaded by the app through its own ``from_pretrained`` path.
+
+    python tests/tiny_extras.py OUT_DIR   # writes OUT_DIR/clip, OUT_DIR/vits, OUT_DIR/sd
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import (
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPProcessor,
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTokenizer,
+    CLIPVisionConfig,
+    VitsConfig,
+    VitsModel,
+    VitsTokenizer,
+)
+
+_CLIP_TEXT = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                  max_position_embeddings=77)
+
+
+def _clip_tokenizer(folder: Path) -> CLIPTokenizer:
+    """A CLIP BPE tokenizer over single characters (no merges): every text encodes."""
+    words = ["<|startoftext|>", "<|endoftext|>"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    words += chars + [c + "</w>" for c in chars]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({w: i for i, w in enumerate(words)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>",
+                         model_max_length=77)
+
+
+def build_clip(out: Path) -> None:
+    tok = _clip_tokenizer(out / "_tok")
+    text = CLIPTextConfig(vocab_size=len(tok), **_CLIP_TEXT, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=32, patch_size=8)
+    model = CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=16))
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    model.save_pretrained(out)
+    CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(out)
+    _remove(out / "_tok")
+
+
+def build_vits(out: Path) -> None:
+    chars = list(" " + string.ascii_lowercase + "'.,!?-")
+    folder = out / "_tok"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(chars)}))
+    tok = VitsTokenizer(str(folder / "vocab.json"), pad_token=" ", add_blank=True, normalize=True, phonemize=False)
+    config = VitsConfig(vocab_size=len(chars), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        ffn_dim=32, flow_size=8, spectrogram_bins=17, upsample_initial_channel=16,
+                        upsample_rates=[4, 4], upsample_kernel_sizes=[8, 8],
+                        resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]], prior_encoder_num_flows=1,
+                        posterior_encoder_num_wavenet_layers=1, duration_predictor_num_flows=1,
+                        depth_separable_num_layers=1, sampling_rate=16000)
+    VitsModel(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    _remove(folder)
+
+
+def build_sd(out: Path) -> None:
+    """A Stable Diffusion pipeline at diffusers' own test sizes (diffusers is an optional extra)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+    unet = UNet2DConditionModel(block_out_channels=(4, 8), layers_per_block=1, sample_size=16, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                norm_num_groups=2, attention_head_dim=2)
+    vae = AutoencoderKL(block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                        norm_num_groups=2)
+    tok = _clip_tokenizer(out / "_tok")
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), **_CLIP_TEXT, bos_token_id=0, eos_token_id=1,
+                                        pad_token_id=1))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tok, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(out)
+    _remove(out / "_tok")
+
+
+def _remove(folder: Path) -> None:
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    folder.rmdir()
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {"clip": build_clip, "vits": build_vits, "sd": build_sd}
+
+
+def build_extras(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write every tiny checkpoint into ``out_dir/<name>``; return the paths by name."""
+    paths = {}
+    for name, build in BUILDERS.items():
+        torch.manual_seed(seed)
+        path = Path(out_dir) / name
+        path.mkdir(parents=True, exist_ok=True)
+        build(path)
+        paths[name] = path
+    return paths
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tests/tiny_extras.py OUT_DIR")
+    for name, path in build_extras(sys.argv[1]).items():
+        print(f"{name}: {path}")
