@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from tiny_extras import build_extras  # noqa: E402
 from tiny_models import build_all  # noqa: E402
 
 
@@ -27,6 +28,24 @@ from tiny_models import build_all  # noqa: E402
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Paths of the tiny checkpoints: smolvlm, qwen2_5_omni, whisper."""
     return build_all(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_extras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Paths of the tiny optional models: clip (search), vits (voice), sd (drawing)."""
+    return build_extras(tmp_path_factory.mktemp("tiny_extras"))
+
+
+@pytest.fixture(scope="session")
+def tasks_app(tiny, tiny_extras, tmp_path_factory):
+    """``app.py`` on the tiny SmolVLM with every optional model on: voice, search and drawing."""
+    from helpers import Server
+
+    server = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("tasks") / "app.log",
+                    "--tts-model", str(tiny_extras["vits"]), "--search-model", str(tiny_extras["clip"]),
+                    "--draw-model", str(tiny_extras["sd"]), ready="loaded search model")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

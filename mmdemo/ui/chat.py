@@ -175,6 +175,15 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
                               label_list))
         return api_result(task_key, text, events)
 
+    def speak_api(text: str) -> tuple[int, object]:
+        """``text`` read aloud by the voice model, as one clip."""
+        if not (text or "").strip():
+            raise gr.Error("Give the text to read aloud.")
+        try:
+            return extras.speaker.synthesize(text.strip()[:2000])
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+
     def session_limit(message: dict | None, history: list[dict], system: str, max_tokens: float,
                       temperature: float, top_p: float, request: gr.Request) -> list[dict]:
         """Refuse a request when its session already has ``settings.session_limit`` running or queued."""
@@ -272,6 +281,11 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         task_out = [gr.Textbox(), gr.JSON(), gr.Image(type="filepath", format="png")]
     gr.Button(visible=False).click(task_api, [textbox, *task_in, max_tokens, temperature], task_out,
                                    api_name="task", concurrency_id="model", concurrency_limit=settings.concurrency)
+    if extras.speaker is not None:
+        with gr.Group(visible=False):
+            speak_in, speak_out = gr.Textbox(), gr.Audio(type="numpy", format="wav")
+        gr.Button(visible=False).click(speak_api, [speak_in], [speak_out], api_name="speak", concurrency_id="model",
+                                       concurrency_limit=settings.concurrency)
     status_outputs = [status_line, timer, card, banner]
     timer.tick(status, None, status_outputs, queue=False, api_visibility="undocumented")
     demo.load(status, None, status_outputs, queue=False, api_visibility="undocumented")

@@ -1,0 +1,116 @@
+"""The optional models and task machinery on tiny random-weight checkpoints, through the real code paths."""
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import ASSETS
+from PIL import Image
+
+from mmdemo.chat import ChatService
+from mmdemo.conversation import Budget
+from mmdemo.engines.base import GenerationParams, GenerationStats
+from mmdemo.engines.drawing import Drawer, unavailable
+from mmdemo.engines.local import TransformersEngine
+from mmdemo.engines.retrieval import Embedder
+from mmdemo.engines.speech import Speaker, SpokenAnswer
+from mmdemo.views import how_it_works
+
+
+@pytest.fixture(scope="module")
+def speaker(tiny_extras):
+    return Speaker(str(tiny_extras["vits"]))
+
+
+def test_voice_reads_text_at_its_sampling_rate(speaker):
+    rate, samples = speaker.synthesize("Hello there, how are you?")
+    assert rate == 16000 and samples.dtype == np.float32 and samples.size > 0
+    assert speaker.synthesize("你好")[1].size == 0  # nothing this voice can pronounce: silence, no error
+
+
+def test_spoken_answer_queues_each_sentence_as_it_completes(speaker):
+    spoken = SpokenAnswer(speaker)
+    spoken.feed("Hello there. How")
+    assert len(spoken._pending) == 1  # the first sentence is being read while the answer goes on
+    spoken.feed(" are you? Fine")
+    clips = list(spoken.finish())
+    assert len(clips) == 3 and all(rate == 16000 and audio.size for rate, audio in clips)
+    _, whole = spoken.whole()
+    assert whole.size == sum(audio.size for _, audio in clips)
+
+
+def test_image_vectors_are_computed_once_and_search_ranks_the_same_image_first(tiny_extras, tmp_path):
+    embedder = Embedder(str(tiny_extras["clip"]))
+    gallery = {"scene": ASSETS / "scene.png", "chart": ASSETS / "chart.png"}
+    vectors = embedder.image_vectors(gallery)
+    assert embedder.computed == 2 and all(abs(np.linalg.norm(v) - 1) < 1e-4 for v in vectors.values())
+    again = embedder.image_vectors(gallery)
+    assert embedder.computed == 2 and all(np.array_equal(again[k], vectors[k]) for k in gallery)
+    query = embedder.image_vectors({"q": Image.open(ASSETS / "chart.png")})["q"]
+    matches = embedder.search(query, vectors)
+    assert matches[0].key == "chart" and matches[0].score == pytest.approx(1.0, abs=1e-4)
+    text = embedder.text_vector("a bar chart")
+    assert text.shape == query.shape and len(embedder.search(text, vectors)) == 2
+
+
+def test_drawing_reports_every_step_and_stops_when_asked(tiny_extras):
+    drawer = Drawer(str(tiny_extras["sd"]))
+    steps = list(drawer.draw("a red square", 4, seed=1, cancel=threading.Event()))
+    assert [s.done for s in steps] == [1, 2, 3, 4, 4] and steps[-1].image is not None
+    assert steps[-1].image.size == (32, 32) and all(s.image is None for s in steps[:-1])
+    cancel = threading.Event()
+    cancel.set()
+    stopped = list(drawer.draw("a red square", 10, seed=1, cancel=cancel))
+    assert stopped[-1].image is not None and len(stopped) < 11  # interrupted after the first step
+
+
+def test_drawing_says_how_to_turn_it_on():
+    assert "--draw-model" in unavailable(None, "cpu")
+
+
+def test_classification_uses_the_models_label_probabilities(smolvlm_engine):
+    service = ChatService(smolvlm_engine, None, Budget(), 64)
+    labels = ["positive", "neutral", "negative"]
+    result = service.classify("Classify: great film!", [], [], "", labels)
+    assert result.label in labels and set(result.probabilities) == set(labels)
+    assert sum(result.probabilities.values()) == pytest.approx(1.0)
+    assert result.label == max(result.probabilities, key=result.probabilities.get)
+    logps = smolvlm_engine.score([{"role": "user", "content": [{"type": "text", "text": "Classify: great film!"}]}],
+                                 labels)
+    expected = np.exp(np.array(logps) - max(logps))
+    assert result.probabilities["neutral"] == pytest.approx(expected[1] / expected.sum(), rel=1e-4)
+
+
+def test_stage_timings_add_up_to_the_request(smolvlm_engine):
+    stats = GenerationStats()
+    image = {"type": "image", "image": Image.new("RGB", (96, 64), "red")}
+    messages = [{"role": "user", "content": [image, {"type": "text", "text": "Describe."}]}]
+    "".join(smolvlm_engine.stream(messages, GenerationParams(16, 0.0), threading.Event(), stats))
+    assert list(stats.stages) == ["prepare", "vision encoder", "prefill", "decode"]
+    assert sum(stats.stages.values()) == pytest.approx(stats.total_s, abs=0.02)
+    service = ChatService(smolvlm_engine, None, Budget(), 64)
+    panel = how_it_works(service, stats)
+    assert "vision encoder" in panel and f"{stats.prompt_tokens} prompt tokens" in panel and "decode" in panel
+
+
+def test_switching_models_stops_answers_frees_the_old_model_and_loads_the_new(tiny):
+    def make(model_id: str) -> TransformersEngine:
+        return TransformersEngine(model_id, "cpu")
+
+    old = make(str(tiny["smolvlm"]))
+    service = ChatService(old, None, Budget(), 3000, make)
+    service.warm_up()
+    stats = GenerationStats()
+    answer = service.respond("Tell me a long story.", [], [], "", GenerationParams(3000, 0.0), stats)
+    next(answer)  # an answer is streaming
+    switcher = threading.Thread(target=service.switch, args=(str(tiny["qwen2_5_omni"]),))
+    switcher.start()
+    for _ in answer:  # the running answer is stopped so the switch can go on
+        pass
+    switcher.join(timeout=30)
+    assert not switcher.is_alive() and stats.cancelled and stats.generated_tokens < 3000
+    assert old._model is None and old.status().detail == "unloaded"
+    assert service.engine is not old and Path(service.engine.model_id).name == "qwen2_5_omni"
+    service.warm_up()
+    assert service.engine.status().state == "ready" and service.engine.capabilities.audio

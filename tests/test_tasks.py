@@ -1,0 +1,89 @@
+"""Task prompts, label parsing, box parsing and drawing, sentence splitting: the pure parts of the tasks."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from mmdemo.engines.speech import split_sentences
+from mmdemo.errors import UserError
+from mmdemo.grounding import Box, draw_boxes, export_json, parse_boxes, to_image
+from mmdemo.runner import last_image, missing_input
+from mmdemo.tasks import TASKS, compose, match_label, parse_labels
+
+
+def test_compose_fills_the_prompt_and_appends_the_users_text():
+    assert compose(TASKS["chat"], "", "Hi there") == "Hi there"
+    assert compose(TASKS["caption_short"], TASKS["caption_short"].prompt, "") == TASKS["caption_short"].prompt
+    text = compose(TASKS["classify"], TASKS["classify"].prompt, "Great film!", ["positive", "negative"])
+    assert text.startswith("Classify the input into exactly one of these labels: positive, negative.")
+    assert text.endswith("\n\nGreat film!")
+    assert "into French." in compose(TASKS["translate"], TASKS["translate"].prompt, "", language="French")
+    grounding = compose(TASKS["grounding"], TASKS["grounding"].prompt, "red car")
+    assert grounding.startswith("Locate every red car in the image") and '"bbox_2d"' in grounding
+
+
+def test_compose_refuses_what_it_cannot_send():
+    with pytest.raises(UserError, match="at least two labels"):
+        compose(TASKS["classify"], TASKS["classify"].prompt, "x", ["only"])
+    with pytest.raises(UserError, match="blank the page cannot fill"):
+        compose(TASKS["chat"], "Say {nonsense}", "x")
+
+
+def test_labels_are_parsed_in_order_without_repeats():
+    assert parse_labels(" positive, Neutral ,,negative\npositive ") == ["positive", "Neutral", "negative"]
+    assert match_label("I think it is Negative, not positive.", ["positive", "negative"]) == "negative"
+    assert match_label("no idea", ["positive", "negative"]) is None
+
+
+def test_tasks_that_need_media_say_so(tmp_path):
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    assert "needs an image" in missing_input(TASKS["ocr"], [], [])
+    assert "needs an audio clip" in missing_input(TASKS["transcribe"], [str(image)], [])
+    assert missing_input(TASKS["ocr"], [str(image)], []) is None
+    history = [{"role": "user", "content": [{"path": str(image)}, "hi"]}]
+    assert missing_input(TASKS["ocr"], [], history) is None  # a follow-up about an earlier image
+    assert last_image([], history) == str(image)
+
+
+@pytest.mark.parametrize(("answer", "frame", "expected"), [
+    ('```json\n[{"bbox_2d": [10, 20, 110, 220], "label": "cat"}, {"bbox_2d": [5, 5, 6, 6], "label": "dot"}]\n```',
+     "pixels", [Box("cat", 10, 20, 110, 220), Box("dot", 5, 5, 6, 6)]),
+    ("<|object_ref_start|>dog<|object_ref_end|><|box_start|>(100,200),(500,900)<|box_end|>", "norm1000",
+     [Box("dog", 100, 200, 500, 900)]),
+    ("The house is at [12, 30, 64.5, 80].", "pixels", [Box("object", 12, 30, 64.5, 80)]),
+    ("I cannot see any boxes here.", "pixels", []),
+    ('[{"bbox_2d": "not numbers"}]', "pixels", []),
+])
+def test_boxes_are_parsed_from_the_formats_models_write(answer, frame, expected):
+    assert parse_boxes(answer) == (expected, frame)
+
+
+def test_boxes_map_to_the_users_image_and_are_clipped():
+    # Qwen2.5-VL writes pixels of the image it saw (here 280×140) for a 1000×500 image
+    seen = to_image([Box("a", 28, 14, 140, 70)], "pixels", (280, 140), (1000, 500))
+    assert seen == [Box("a", 100.0, 50.0, 500.0, 250.0)]
+    norm = to_image([Box("b", 500, 0, 1200, 1000), Box("c", 10, 10, 10, 10)], "norm1000", (0, 0), (200, 100))
+    assert norm == [Box("b", 100.0, 0.0, 200.0, 100.0)]  # clipped to the image; the empty box dropped
+
+
+def test_drawn_boxes_and_json_export(tmp_path):
+    image = Image.new("RGB", (200, 100), "white")
+    boxes = [Box("cat", 20, 30, 120, 90)]
+    drawn = draw_boxes(image, boxes)
+    assert drawn.size == image.size and image.getpixel((20, 60)) == (255, 255, 255)
+    assert drawn.getpixel((20, 60)) != (255, 255, 255)  # the outline is drawn
+    assert drawn.getpixel((70, 60)) == (255, 255, 255)  # the inside is not filled
+    data = json.loads(export_json(boxes, image.size, tmp_path / "b.json").read_text())
+    assert data == {"image_size": {"width": 200, "height": 100},
+                    "boxes": [{"label": "cat", "x1": 20, "y1": 30, "x2": 120, "y2": 90}]}
+
+
+def test_sentences_are_cut_where_they_end():
+    assert split_sentences("Hello there. How are") == (["Hello there."], "How are")
+    assert split_sentences("Done! Really?\nYes") == (["Done!", "Really?"], "Yes")
+    assert split_sentences("你好。今天天气") == (["你好。"], "今天天气")
+    assert split_sentences("3.5 apples") == ([], "3.5 apples")  # no space after the dot: not an end
+    done, rest = split_sentences("word " * 120)
+    assert done and all(len(s) <= 400 for s in done) and len(rest) <= 400
