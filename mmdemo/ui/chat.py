@@ -1,4 +1,4 @@
-"""The chat tab: the conversation, the task panel, the model panel, and the ``/chat`` and ``/task`` API."""
+"""The chat tab: the conversation, the task panel and the model panel."""
 
 from __future__ import annotations
 
@@ -11,32 +11,19 @@ import gradio as gr
 
 from mmdemo.chat import ChatService
 from mmdemo.engines.base import GenerationStats
-from mmdemo.errors import UserError
 from mmdemo.export import export_conversation
 from mmdemo.extras import Extras
 from mmdemo.locales import language
-from mmdemo.runner import missing_input, run_task
 from mmdemo.settings import Settings
-from mmdemo.showcase import ExampleCache, replay
-from mmdemo.tasks import TASKS, compose, parse_labels
+from mmdemo.showcase import ExampleCache
+from mmdemo.ui.api import api_endpoints
 from mmdemo.ui.controls import model_picker, task_controls
 from mmdemo.ui.page import I18N, page_defaults
-from mmdemo.ui.turn import Voice, api_result, result_messages
+from mmdemo.ui.turn import Voice, prepare, result_messages, turn_events, user_message
 from mmdemo.views import banner_markdown, how_it_works, model_card, model_name, speed_strip, status_markdown
 
 log = logging.getLogger(__name__)
 UPDATE_INTERVAL_S = 0.04  # at most ~25 page updates a second, however fast tokens come
-FAILED = "Something went wrong while answering; the details are in the server log. Please try again."
-
-
-def _user_message(text: str, files: list[str]) -> dict:
-    return {"role": "user", "content": [{"path": f} for f in files] + ([text] if text.strip() else [])}
-
-
-def _split(message: dict | None) -> tuple[str, list[str]]:
-    message = message or {}
-    files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
-    return message.get("text") or "", files
 
 
 def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples: list[dict] | None,
@@ -47,51 +34,13 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
     t = I18N
     stops: dict[str, threading.Event] = {}  # per browser session: set by Stop, read by the running turn
 
-    def respond(task_key: str, text: str, files: list[str], history: list[dict], system: str, max_tokens: float,
-                temperature: float, top_p: float, labels: list[str], stats: GenerationStats | None = None,
-                cancel: threading.Event | None = None) -> Iterator:
-        """Run one turn, turning UserError into a gr.Error and anything else into a logged generic error."""
-        try:
-            params = service.clamp(max_tokens, temperature, top_p)
-            cached = showcase.lookup(text, files, history, system, params) if showcase and task_key == "chat" else None
-            yield from (replay(cached, stats or GenerationStats()) if cached else
-                        run_task(service, TASKS[task_key], text, files, history, system, params, labels, stats,
-                                 cancel))
-        except UserError as exc:
-            log.info("refused: %s", exc)
-            raise gr.Error(str(exc), print_exception=False) from exc
-        except gr.Error:
-            raise
-        except Exception as exc:
-            log.exception("chat turn failed")
-            raise gr.Error(FAILED, print_exception=False) from exc
-
-    def prepare(message: dict | None, history: list[dict], task_key: str, prompt: str, labels: str,
-                target: str) -> tuple[str, list[str], list[str]]:
-        """The text the model gets for this task, the files, and the labels; a gr.Error when it cannot run."""
-        text, files = _split(message)
-        task = TASKS.get(task_key) or TASKS["chat"]
-        if not text.strip() and not files and task.key == "chat":
-            raise gr.Error("The message is empty. Type a question, or attach an image or an audio clip.")
-        label_list = parse_labels(labels or "")
-        try:
-            composed = compose(task, prompt if prompt is not None else task.prompt, text, label_list, target)
-        except UserError as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
-        reason = missing_input(task, files, history)
-        if reason:
-            raise gr.Error(reason, print_exception=False)
-        if not composed.strip() and not files:
-            raise gr.Error("The message is empty. Type a question, or attach an image or an audio clip.")
-        return composed, files, label_list
-
     def add_user_message(message: dict | None, chat: list[dict], task_key: str, prompt: str, labels: str,
                          target: str, request: gr.Request) -> tuple[dict, list[dict], dict]:
         text, files, label_list = prepare(message, chat, task_key, prompt, labels, target)
         stops[request.session_hash] = threading.Event()
         pending = {"text": text, "files": files, "typed": message, "task": task_key, "labels": label_list,
                    "submitted": time.monotonic()}
-        return gr.MultimodalTextbox(value=None, interactive=False), [*chat, _user_message(text, files)], pending
+        return gr.MultimodalTextbox(value=None, interactive=False), [*chat, user_message(text, files)], pending
 
     def bot_turn(pending: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
                  top_p: float, speak: bool, request: gr.Request) -> Iterator[tuple]:
@@ -109,8 +58,8 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
             if stop.is_set():  # Stop was pressed while this turn waited in the queue
                 yield history, give_back, None, keep
                 return
-            for event in respond(pending["task"], pending["text"], pending["files"], history, system, max_tokens,
-                                 temperature, top_p, pending["labels"], stats, stop):
+            for event in turn_events(service, showcase, pending["task"], pending["text"], pending["files"], history,
+                                     system, max_tokens, temperature, top_p, pending["labels"], stats, stop):
                 if event.kind == "notice":
                     gr.Info(event.text)
                 elif event.kind == "transcript":
@@ -152,48 +101,6 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         if request.session_hash in stops:
             stops[request.session_hash].set()
         return gr.MultimodalTextbox(interactive=True)
-
-    def chat_api(message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
-                 top_p: float) -> Iterator[tuple[str, list[dict]]]:
-        text, files = _split(message)
-        answer = ""
-        for event in respond("chat", text, files, history, system, max_tokens, temperature, top_p, []):
-            if event.kind == "notice":
-                gr.Info(event.text)
-            elif event.kind == "text":
-                answer += event.text
-                yield answer, history
-        yield answer, [*history, _user_message(text, files), {"role": "assistant", "content": answer}]
-
-    def task_api(message: dict | None, task_key: str, prompt: str | None, labels: str, target: str,
-                 max_tokens: float, temperature: float) -> tuple[str, dict, str | None]:
-        """One task on one message (no history): the answer, the result as JSON, the image with boxes."""
-        if task_key not in TASKS:
-            raise gr.Error(f"Unknown task {task_key!r}; the tasks are: {', '.join(TASKS)}.")
-        text, files, label_list = prepare(message, [], task_key, prompt or None, labels, target)
-        events = list(respond(task_key, text, files, [], settings.system_prompt, max_tokens, temperature, 1.0,
-                              label_list))
-        return api_result(task_key, text, events)
-
-    def speak_api(text: str) -> tuple[int, object]:
-        """``text`` read aloud by the voice model, as one clip."""
-        if not (text or "").strip():
-            raise gr.Error("Give the text to read aloud.")
-        try:
-            return extras.speaker.synthesize(text.strip()[:2000])
-        except UserError as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
-
-    def session_limit(message: dict | None, history: list[dict], system: str, max_tokens: float,
-                      temperature: float, top_p: float, request: gr.Request) -> list[dict]:
-        """Refuse a request when its session already has ``settings.session_limit`` running or queued."""
-        busy = _session_events(demo, request.session_hash)  # validators run before the event is queued
-        if busy >= settings.session_limit:
-            log.info("session over its limit of %d requests in flight", settings.session_limit)
-        message_check = gr.validate(busy < settings.session_limit,
-                                    f"You already have {busy} requests in flight (the limit is "
-                                    f"{settings.session_limit}). Wait for them to finish or stop them.")
-        return [message_check] + [gr.validate(True, "")] * 5
 
     def status(request: gr.Request) -> tuple[str, gr.Timer, str, dict]:
         current, lang = service.engine.status(), language(request.headers.get("accept-language"))
@@ -251,9 +158,6 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         gr.Examples(examples=[[message, key] for message, key in task_examples], inputs=[textbox, controls.task],
                     label=t("examples_tasks"))
     pending = gr.State()
-    api_history = gr.State([])
-    api_answer = gr.Textbox(visible=False)
-    api_button = gr.Button(visible=False)
 
     def answer(turn: gr.events.Dependency) -> gr.events.Dependency:
         """Once ``turn`` has put the user's message in the chat: stream the answer, then free the input."""
@@ -271,30 +175,11 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         answering += [answer(group.load_input_event.then(**turn_io)) for group in example_lists]
     stop.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented")
     clear.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented").then(
-        lambda: ([], gr.MultimodalTextbox(value=None, interactive=True), []), None, [chatbot, textbox, api_history],
+        lambda: ([], gr.MultimodalTextbox(value=None, interactive=True)), None, [chatbot, textbox],
         cancels=answering, queue=False, api_visibility="undocumented")
-    api_button.click(chat_api, [textbox, api_history, system, max_tokens, temperature, top_p],
-                     [api_answer, api_history], api_name="chat", concurrency_id="model",
-                     concurrency_limit=settings.concurrency, validator=session_limit)
-    with gr.Group(visible=False):
-        task_in = [gr.Textbox(), gr.Textbox(), gr.Textbox(), gr.Textbox()]
-        task_out = [gr.Textbox(), gr.JSON(), gr.Image(type="filepath", format="png")]
-    gr.Button(visible=False).click(task_api, [textbox, *task_in, max_tokens, temperature], task_out,
-                                   api_name="task", concurrency_id="model", concurrency_limit=settings.concurrency)
-    if extras.speaker is not None:
-        with gr.Group(visible=False):
-            speak_in, speak_out = gr.Textbox(), gr.Audio(type="numpy", format="wav")
-        gr.Button(visible=False).click(speak_api, [speak_in], [speak_out], api_name="speak", concurrency_id="model",
-                                       concurrency_limit=settings.concurrency)
+    api_endpoints(demo, service, settings, extras, showcase, textbox, [system, max_tokens, temperature, top_p])
     status_outputs = [status_line, timer, card, banner]
     timer.tick(status, None, status_outputs, queue=False, api_visibility="undocumented")
     demo.load(status, None, status_outputs, queue=False, api_visibility="undocumented")
     export.click(export_chat, [chatbot], [exported], api_visibility="undocumented")
 
-
-def _session_events(demo: gr.Blocks, session_hash: str | None) -> int:
-    """Events of one session waiting in or being run by Gradio's queue."""
-    queue = demo._queue
-    waiting = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
-    running = [e for job in queue.active_jobs if job for e in job]
-    return sum(e.session_hash == session_hash for e in waiting + running)

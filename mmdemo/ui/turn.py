@@ -10,12 +10,70 @@ from pathlib import Path
 
 import gradio as gr
 
-from mmdemo.chat import ChatEvent, Classification
+from mmdemo.chat import ChatEvent, ChatService, Classification
+from mmdemo.engines.base import GenerationStats
 from mmdemo.engines.speech import Speaker, SpokenAnswer, wav_bytes
 from mmdemo.errors import UserError
-from mmdemo.runner import Grounded
+from mmdemo.runner import Grounded, missing_input, run_task
+from mmdemo.showcase import ExampleCache, replay
+from mmdemo.tasks import TASKS, compose, parse_labels
 
 log = logging.getLogger(__name__)
+FAILED = "Something went wrong while answering; the details are in the server log. Please try again."
+
+
+def user_message(text: str, files: list[str]) -> dict:
+    """The user's turn as the chat shows it."""
+    return {"role": "user", "content": [{"path": f} for f in files] + ([text] if text.strip() else [])}
+
+
+def split(message: dict | None) -> tuple[str, list[str]]:
+    """Text and file paths of a MultimodalTextbox value."""
+    message = message or {}
+    files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
+    return message.get("text") or "", files
+
+
+def prepare(message: dict | None, history: list[dict], task_key: str, prompt: str | None, labels: str,
+            target: str) -> tuple[str, list[str], list[str]]:
+    """The text the model gets for this task, the files, and the labels; a gr.Error when it cannot run."""
+    text, files = split(message)
+    task = TASKS.get(task_key) or TASKS["chat"]
+    empty = "The message is empty. Type a question, or attach an image or an audio clip."
+    if not text.strip() and not files and task.key == "chat":
+        raise gr.Error(empty)
+    label_list = parse_labels(labels or "")
+    try:
+        composed = compose(task, prompt if prompt is not None else task.prompt, text, label_list, target)
+    except UserError as exc:
+        raise gr.Error(str(exc), print_exception=False) from exc
+    reason = missing_input(task, files, history)
+    if reason:
+        raise gr.Error(reason, print_exception=False)
+    if not composed.strip() and not files:
+        raise gr.Error(empty)
+    return composed, files, label_list
+
+
+def turn_events(service: ChatService, showcase: ExampleCache | None, task_key: str, text: str, files: list[str],
+                history: list[dict], system: str, max_tokens: float, temperature: float, top_p: float,
+                labels: list[str], stats: GenerationStats | None = None,
+                cancel: threading.Event | None = None) -> Iterator[ChatEvent]:
+    """Run one turn (a showcase answer when one matches), turning UserError into a gr.Error and anything
+    else into a logged generic error."""
+    try:
+        params = service.clamp(max_tokens, temperature, top_p)
+        cached = showcase.lookup(text, files, history, system, params) if showcase and task_key == "chat" else None
+        yield from (replay(cached, stats or GenerationStats()) if cached else
+                    run_task(service, TASKS[task_key], text, files, history, system, params, labels, stats, cancel))
+    except UserError as exc:
+        log.info("refused: %s", exc)
+        raise gr.Error(str(exc), print_exception=False) from exc
+    except gr.Error:
+        raise
+    except Exception as exc:
+        log.exception("chat turn failed")
+        raise gr.Error(FAILED, print_exception=False) from exc
 
 
 def result_messages(event: ChatEvent) -> list[dict]:

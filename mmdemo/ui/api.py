@@ -1,0 +1,89 @@
+"""The chat tab's API endpoints: ``/chat`` (a conversation turn), ``/task`` (one task) and ``/speak``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import gradio as gr
+
+from mmdemo.chat import ChatService
+from mmdemo.errors import UserError
+from mmdemo.extras import Extras
+from mmdemo.settings import Settings
+from mmdemo.showcase import ExampleCache
+from mmdemo.tasks import TASKS
+from mmdemo.ui.turn import api_result, prepare, split, turn_events, user_message
+
+log = logging.getLogger(__name__)
+
+
+def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, extras: Extras,
+                  showcase: ExampleCache | None, textbox: gr.MultimodalTextbox,
+                  generation: list[gr.components.Component]) -> None:
+    """Wire the endpoints to hidden components; ``generation`` is [system, max tokens, temperature, top-p]."""
+    _, max_tokens, temperature, _ = generation
+
+    def chat_api(message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
+                 top_p: float) -> Iterator[tuple[str, list[dict]]]:
+        text, files = split(message)
+        answer = ""
+        for event in turn_events(service, showcase, "chat", text, files, history, system, max_tokens, temperature,
+                                 top_p, []):
+            if event.kind == "notice":
+                gr.Info(event.text)
+            elif event.kind == "text":
+                answer += event.text
+                yield answer, history
+        yield answer, [*history, user_message(text, files), {"role": "assistant", "content": answer}]
+
+    def task_api(message: dict | None, task_key: str, prompt: str | None, labels: str, target: str,
+                 max_tokens: float, temperature: float) -> tuple[str, dict, str | None]:
+        """One task on one message (no history): the answer, the result as JSON, the image with boxes."""
+        if task_key not in TASKS:
+            raise gr.Error(f"Unknown task {task_key!r}; the tasks are: {', '.join(TASKS)}.")
+        text, files, label_list = prepare(message, [], task_key, prompt or None, labels, target)
+        events = list(turn_events(service, showcase, task_key, text, files, [], settings.system_prompt, max_tokens,
+                                  temperature, 1.0, label_list))
+        return api_result(task_key, text, events)
+
+    def speak_api(text: str) -> tuple[int, object]:
+        """``text`` read aloud by the voice model, as one clip."""
+        if not (text or "").strip():
+            raise gr.Error("Give the text to read aloud.")
+        try:
+            return extras.speaker.synthesize(text.strip()[:2000])
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+
+    def session_limit(message: dict | None, history: list[dict], system: str, max_tokens: float,
+                      temperature: float, top_p: float, request: gr.Request) -> list[dict]:
+        """Refuse a request when its session already has ``settings.session_limit`` running or queued."""
+        busy = _session_events(demo, request.session_hash)  # validators run before the event is queued
+        if busy >= settings.session_limit:
+            log.info("session over its limit of %d requests in flight", settings.session_limit)
+        message_check = gr.validate(busy < settings.session_limit,
+                                    f"You already have {busy} requests in flight (the limit is "
+                                    f"{settings.session_limit}). Wait for them to finish or stop them.")
+        return [message_check] + [gr.validate(True, "")] * 5
+
+    model = dict(concurrency_id="model", concurrency_limit=settings.concurrency)
+    with gr.Group(visible=False):
+        api_history = gr.State([])
+        chat_out = gr.Textbox()
+        task_in = [gr.Textbox(), gr.Textbox(), gr.Textbox(), gr.Textbox()]
+        task_out = [gr.Textbox(), gr.JSON(), gr.Image(type="filepath", format="png")]
+        speak_in, speak_out = gr.Textbox(), gr.Audio(type="numpy", format="wav")
+        gr.Button().click(chat_api, [textbox, api_history, *generation], [chat_out, api_history], api_name="chat",
+                          validator=session_limit, **model)
+        gr.Button().click(task_api, [textbox, *task_in, max_tokens, temperature], task_out, api_name="task", **model)
+        if extras.speaker is not None:
+            gr.Button().click(speak_api, [speak_in], [speak_out], api_name="speak", **model)
+
+
+def _session_events(demo: gr.Blocks, session_hash: str | None) -> int:
+    """Events of one session waiting in or being run by Gradio's queue."""
+    queue = demo._queue
+    waiting = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+    running = [e for job in queue.active_jobs if job for e in job]
+    return sum(e.session_hash == session_hash for e in waiting + running)
