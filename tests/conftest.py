@@ -8,6 +8,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,6 +29,34 @@ from tiny_models import build_all  # noqa: E402
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Paths of the tiny checkpoints: smolvlm, qwen2_5_omni, whisper."""
     return build_all(tmp_path_factory.mktemp("tiny"))
+
+
+CHROMIUM = os.environ.get("MMDEMO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Real Chromium (Debian's package) driven by Playwright, for the browser tests."""
+    if not CHROMIUM:
+        pytest.fail("Chromium is missing: install Debian's 'chromium' package (bash .ci/run does) "
+                    "or point MMDEMO_CHROMIUM at a Chromium binary.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",  # a synthetic microphone
+            "--host-resolver-rules=MAP mmdemo.test 127.0.0.1"])  # the same server under a non-local name
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where browser tests save screenshots: $MMDEMO_SCREENSHOTS/screenshots (the README's), else a temp folder."""
+    folder = Path(os.environ.get("MMDEMO_SCREENSHOTS") or tmp_path) / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from PIL import Image, ImageStat
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -70,3 +71,19 @@ class Server:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def open_page(browser, url: str, width: int, height: int):
+    """A new page at ``url`` once the model is ready."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url)
+    page.wait_for_selector("#status:has-text('ready')", timeout=30_000)
+    return page
+
+
+def assert_not_blank(path: Path, box: dict) -> None:
+    """The screenshot at ``path`` shows something (not one flat colour) inside ``box``."""
+    with Image.open(path) as shot:
+        left, top = max(0, box["x"]), max(0, box["y"])
+        region = shot.convert("L").crop((left, top, box["x"] + box["width"], box["y"] + box["height"]))
+        assert ImageStat.Stat(region).stddev[0] > 10, f"{path.name}: the area looks blank"

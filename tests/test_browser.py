@@ -7,33 +7,11 @@ Screenshots go to $MMDEMO_SCREENSHOTS when set (the README's come from
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
-from helpers import ASSETS, Server
-from PIL import Image, ImageStat
-
-CHROMIUM = os.environ.get("MMDEMO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        pytest.fail("Chromium is missing: install Debian's 'chromium' package (bash .ci/run does) "
-                    "or point MMDEMO_CHROMIUM at a Chromium binary.")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",  # a synthetic microphone
-            "--host-resolver-rules=MAP mmdemo.test 127.0.0.1"])  # the same server under a non-local name
-        yield browser
-        browser.close()
+from helpers import ASSETS, Server, assert_not_blank, open_page
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +21,6 @@ def app(tiny, tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("MMDEMO_SCREENSHOTS") or tmp_path) / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def open_page(browser, url: str, width: int, height: int):
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.goto(url)
-    page.wait_for_selector("#status:has-text('ready')", timeout=30_000)
-    return page
-
-
 def answer_lengths(page, seconds: float) -> list[int]:
     lengths = []
     deadline = time.monotonic() + seconds
@@ -64,13 +28,6 @@ def answer_lengths(page, seconds: float) -> list[int]:
         lengths.append(len(page.locator("#chat .bot").last.inner_text()) if page.locator("#chat .bot").count() else 0)
         time.sleep(0.05)
     return lengths
-
-
-def assert_not_blank(path: Path, box: dict) -> None:
-    with Image.open(path) as shot:
-        left, top = max(0, box["x"]), max(0, box["y"])
-        region = shot.convert("L").crop((left, top, box["x"] + box["width"], box["y"] + box["height"]))
-        assert ImageStat.Stat(region).stddev[0] > 10, f"{path.name}: the chat area looks blank"
 
 
 def test_image_question_streams_and_stop_works(browser, app, shots):

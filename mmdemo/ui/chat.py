@@ -42,6 +42,15 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
                    "submitted": time.monotonic()}
         return gr.MultimodalTextbox(value=None, interactive=False), [*chat, user_message(text, files)], pending
 
+    def check_turn(message: dict | None, chat: list[dict], task_key: str, prompt: str, labels: str,
+                   target: str) -> list[dict]:
+        """Say under the input box why a message cannot be sent (it stays there to be fixed)."""
+        try:
+            prepare(message, chat, task_key, prompt, labels, target)
+        except gr.Error as exc:
+            return [gr.validate(False, exc.message)] + [gr.validate(True, "")] * 5
+        return [gr.validate(True, "")] * 6
+
     def bot_turn(pending: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
                  top_p: float, speak: bool, request: gr.Request) -> Iterator[tuple]:
         """Stream one answer into the chat (and read it aloud when asked); a turn that fails or is stopped
@@ -169,7 +178,8 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         return answering
 
     turn_io = dict(fn=add_user_message, inputs=[textbox, chatbot, *controls.inputs],
-                   outputs=[textbox, chatbot, pending], queue=False, api_visibility="undocumented")
+                   outputs=[textbox, chatbot, pending], validator=check_turn, api_visibility="undocumented",
+                   concurrency_limit=None)
     answering = [answer(gr.on([textbox.submit, send.click], **turn_io))]
     if showcase:  # a click on an example sends it
         answering += [answer(group.load_input_event.then(**turn_io)) for group in example_lists]

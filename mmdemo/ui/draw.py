@@ -48,7 +48,7 @@ def draw_tab(extras: Extras, settings: Settings) -> None:
         button = gr.Button(t("draw"), variant="primary", elem_id="draw-button")
         stop_button = gr.Button(t("stop"), variant="stop", elem_id="draw-stop")
     progress = gr.Markdown(elem_id="draw-progress")
-    image = gr.Image(label=t("tab_draw"), type="pil", format="png", interactive=False, elem_id="drawn")
+    image = gr.Image(label=t("tab_draw"), type="pil", format="png", interactive=False, height=512, elem_id="drawn")
     button.click(draw, [prompt, steps, seed], [progress, image], api_name="draw", concurrency_id="model",
                  concurrency_limit=settings.concurrency)
     stop_button.click(stop, None, None, queue=False, api_visibility="undocumented")

@@ -27,7 +27,7 @@ body.insecure #mic-notice { display: block !important; }
 """
 PAGE_JS = """() => {
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") document.querySelector("#stop")?.click();
+    if (event.key === "Escape") document.querySelectorAll("#stop, #draw-stop").forEach((b) => b.click());
   });
   // Browsers only record from the microphone on https:// or localhost pages.
   if (!window.isSecureContext) document.body.classList.add("insecure");
@@ -54,12 +54,13 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
     with gr.Blocks(title="mmdemo · multimodal chat", fill_height=True) as demo:
         gr.Markdown(t("title"))
         gr.Markdown(t("description"))
+        uploads = gr.BrowserState([], storage_key="mmdemo-gallery")  # the visitor's images in the Search tab
         with gr.Tabs():
             with gr.Tab(t("tab_chat"), id="chat"):
                 chat_tab(demo, service, settings, examples, examples_zh, task_examples, showcase, extras)
             if extras.embedder is not None:
                 with gr.Tab(t("tab_search"), id="search"):
-                    search_tab(demo, extras.embedder, settings)
+                    search_tab(demo, extras.embedder, settings, uploads)
             with gr.Tab(t("tab_draw"), id="draw"):
                 draw_tab(extras, settings)
     return demo

@@ -45,8 +45,9 @@ def _entries(demo: dict[str, tuple[str, str]], uploads: list[dict] | None) -> di
     return found
 
 
-def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings) -> None:
-    """Build the Search tab (and the ``/search`` and ``/add_images`` API endpoints)."""
+def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads: gr.BrowserState) -> None:
+    """Build the Search tab (and the ``/search`` and ``/add_images`` API endpoints); ``uploads`` is the
+    browser's list of the visitor's images (made outside the tabs, which Gradio renders only when opened)."""
     t = I18N
     demo_images = _demo_images()
 
@@ -93,7 +94,6 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings) -> None:
         shown = [(entries[m.key][1], f"{entries[m.key][0]} · {m.score:.3f}") for m in matches]
         return shown, [{"name": entries[m.key][0], "score": round(m.score, 4)} for m in matches]
 
-    uploads = gr.BrowserState([], storage_key="mmdemo-gallery")
     with gr.Row():
         query = gr.Textbox(label=t("search_text"), placeholder="a bar chart", elem_id="search-text", scale=2)
         query_image = gr.Image(type="filepath", label=t("search_image"), sources=["upload", "clipboard"],
@@ -110,4 +110,4 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings) -> None:
     query.submit(api_visibility="undocumented", **search_io)
     add.upload(add_images, [add, uploads], [uploads, gallery, add], api_name="add_images",
                concurrency_id="model", concurrency_limit=settings.concurrency)
-    demo.load(view, [uploads], [gallery], queue=False, api_visibility="undocumented")  # the visitor's images
+    demo.load(view, [uploads], [gallery], api_visibility="undocumented")  # the visitor's images, after a reload
