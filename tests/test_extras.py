@@ -114,3 +114,16 @@ def test_switching_models_stops_answers_frees_the_old_model_and_loads_the_new(ti
     assert service.engine is not old and Path(service.engine.model_id).name == "qwen2_5_omni"
     service.warm_up()
     assert service.engine.status().state == "ready" and service.engine.capabilities.audio
+
+
+def test_grounding_preset_architecture_scores_labels_and_maps_its_pixel_boxes(tiny_extras, tmp_path):
+    engine = TransformersEngine(str(tiny_extras["qwen2_5_vl"]), "cpu")
+    service = ChatService(engine, None, Budget(), 64)
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (1000, 500), "white").save(photo)
+    result = service.classify("Is there a cat?", [str(photo)], [], "", ["yes", "no"])
+    assert result.label in ("yes", "no") and sum(result.probabilities.values()) == pytest.approx(1.0)
+    assert engine.seen_size(1000, 500) == (140, 56)  # the tiny processor's pixel budget, as the model sees it
+    image, boxes = service.boxes('```json\n[{"bbox_2d": [14, 7, 70, 28], "label": "cat"}]\n```', str(photo))
+    assert image.size == (1000, 500)
+    assert [(b.label, b.x1, b.y1, b.x2, b.y2) for b in boxes] == [("cat", 100.0, 62.5, 500.0, 250.0)]

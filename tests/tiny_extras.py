@@ -1,9 +1,10 @@
-"""Tiny random-weight checkpoints for the optional models: CLIP (search), VITS (voice), Stable Diffusion (draw).
+"""Tiny random-weight checkpoints beside the defaults: CLIP (search), VITS (voice), Stable Diffusion (draw)
+and Qwen2.5-VL (the grounding preset).
 
 Real config classes at tiny sizes and real tokenizer/processor classes with a small character vocabulary,
 saved with ``save_pretrained`` and loaded by the app through its own ``from_pretrained`` path.
 
-    python tests/tiny_extras.py OUT_DIR   # writes OUT_DIR/clip, OUT_DIR/vits, OUT_DIR/sd
+    python tests/tiny_extras.py OUT_DIR   # writes OUT_DIR/clip, OUT_DIR/vits, OUT_DIR/sd, OUT_DIR/qwen2_5_vl
 """
 
 from __future__ import annotations
@@ -96,13 +97,53 @@ def build_sd(out: Path) -> None:
     _remove(out / "_tok")
 
 
+# Qwen2-VL's published template, reduced to the parts mmdemo sends (text and images).
+_QWEN_VL_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_qwen2_5_vl(out: Path) -> None:
+    """Qwen2.5-VL (image + text, writes boxes: the grounding presets' architecture)."""
+    from tiny_models import _TEXT, _save, _tokenizer
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+               "<|image_pad|>", "<|video_pad|>"]
+    tok = _tokenizer(special, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                     extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"})
+    ids = {t: tok.convert_tokens_to_ids(t) for t in special}
+    size = {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 16}  # 4..16 image tokens
+    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(size=size), tokenizer=tok,
+                                    video_processor=Qwen2VLVideoProcessor(size=size), chat_template=_QWEN_VL_TEMPLATE)
+    config = Qwen2_5_VLConfig(
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           fullatt_block_indexes=[0], window_size=56),
+        text_config=dict(vocab_size=len(tok), **_TEXT, bos_token_id=ids["<|endoftext|>"],
+                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    _save(Qwen2_5_VLForConditionalGeneration(config), processor, out)
+
+
 def _remove(folder: Path) -> None:
     for leftover in folder.iterdir():
         leftover.unlink()
     folder.rmdir()
 
 
-BUILDERS: dict[str, Callable[[Path], None]] = {"clip": build_clip, "vits": build_vits, "sd": build_sd}
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    "clip": build_clip, "vits": build_vits, "sd": build_sd, "qwen2_5_vl": build_qwen2_5_vl,
+}
 
 
 def build_extras(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:

@@ -23,9 +23,17 @@ def answer_logprobs(model: torch.nn.Module, inputs: dict, candidates: list[list[
     scores = []
     for ids in candidates:
         extra = torch.tensor([ids], dtype=prompt.dtype, device=prompt.device)
-        batch = {**inputs, "input_ids": torch.cat([prompt, extra], dim=1)}
-        if "attention_mask" in inputs:
-            batch["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(extra)], dim=1)
+        batch = dict(inputs)
+        for name, value in inputs.items():  # every per-token input grows with the answer: ids, mask, token types
+            if not (isinstance(value, torch.Tensor) and value.shape == prompt.shape):
+                continue
+            if name == "input_ids":
+                tail = extra
+            elif name == "attention_mask":
+                tail = torch.ones_like(extra, dtype=value.dtype)
+            else:  # token types: the answer is text
+                tail = torch.zeros_like(extra, dtype=value.dtype)
+            batch[name] = torch.cat([value, tail], dim=1)
         logits = model(**batch, use_cache=False).logits[0, prompt.shape[1] - 1: -1].float()
         scores.append(float(torch.log_softmax(logits, dim=-1).gather(1, extra[0][:, None]).sum()))
     return scores
