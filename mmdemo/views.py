@@ -60,8 +60,8 @@ def how_it_works(service: ChatService, stats: GenerationStats | None) -> str:
              "token by token."]
     if caps and caps.parts:
         lines.append(" → ".join(f"**{role}** ({_count(n)})" for role, n in caps.parts))
-    elif caps and not caps.audio:
-        lines.append("(Parts are not visible for a model served by another server.)")
+    elif caps:
+        lines.append("(The model runs on another server; its parts are not visible from here.)")
     if caps and not caps.audio:
         lines.append("Voice clips are first transcribed by the speech model (Whisper), then read as text.")
     if stats is None or not stats.prompt_tokens:

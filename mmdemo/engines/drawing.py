@@ -29,10 +29,12 @@ class Step:
 
 
 def unavailable(model_id: str | None, device: str) -> str | None:
-    """Why drawing is off ('' reasons are None): no diffusers installed, or no model chosen."""
+    """Why the Draw tab is off (the message it shows), or ``None`` when drawing is on."""
     if importlib.util.find_spec("diffusers") is None:
         return ("Drawing needs the optional `diffusers` package: `pip install -r requirements-extra.txt`, "
                 "then restart the app.")
+    if model_id is None and device.startswith("cuda"):
+        return "Drawing is turned off (`--draw-model off`). Start the app without it to draw."
     if model_id is None:
         return ("Drawing is off on this machine: there is no GPU, and a diffusion model on a CPU takes minutes "
                 "per image. Start the app with `--draw-model <checkpoint>` to draw anyway.")

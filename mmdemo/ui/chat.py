@@ -76,7 +76,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
                     yield shown, keep, None, keep
                 elif event.kind in ("label", "boxes"):
                     shown += result_messages(event)
-                    voice.feed(event.text if event.kind == "label" else "")
+                    voice.feed(getattr(event.data, "label", None) or "")  # a label is read out, not its table
                 else:
                     if answer is None:
                         answer = {"role": "assistant", "content": ""}
