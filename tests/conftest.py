@@ -34,9 +34,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 CHROMIUM = os.environ.get("MMDEMO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Real Chromium (Debian's package) driven by Playwright, for the browser tests."""
+    """Real Chromium (Debian's package) driven by Playwright, for one browser test module (closed after it:
+    its open pages would otherwise keep using the CPU while the other tests run)."""
     if not CHROMIUM:
         pytest.fail("Chromium is missing: install Debian's 'chromium' package (bash .ci/run does) "
                     "or point MMDEMO_CHROMIUM at a Chromium binary.")
