@@ -10,3 +10,17 @@ class UserError(Exception):
 
 class ContextOverflowError(UserError):
     """The prompt is longer than the model reads; dropping earlier turns may make it fit."""
+
+
+def load_failed(role: str, model_id: str, exc: Exception) -> UserError:
+    """The error to raise when an optional model (voice, search, drawing) cannot be loaded, logged once:
+    a missing checkpoint in one line, anything else with its traceback. The model's name stays a Hub id
+    or a folder's name, never a server path."""
+    import logging
+    from pathlib import Path
+
+    name = Path(model_id).name if Path(model_id).exists() else model_id
+    logging.getLogger("mmdemo").warning("the %s model %s could not be loaded: %s", role, name, exc,
+                                        exc_info=not isinstance(exc, OSError))
+    reason = "no such checkpoint here or on the Hub" if isinstance(exc, OSError) else type(exc).__name__
+    return UserError(f"The {role} model '{name}' could not be loaded ({reason}).")

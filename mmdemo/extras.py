@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,8 +12,6 @@ if TYPE_CHECKING:  # the UI imports this module and must not import torch
     from mmdemo.engines.drawing import Drawer
     from mmdemo.engines.retrieval import Embedder
     from mmdemo.engines.speech import Speaker
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,7 +28,5 @@ class Extras:
         cannot load is reported when it is used."""
         for model in (self.speaker, self.embedder):
             if model is not None:
-                try:
+                with contextlib.suppress(UserError):  # logged by the model; said again when it is used
                     model.load()
-                except UserError as exc:
-                    log.warning("%s", exc)

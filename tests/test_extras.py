@@ -127,3 +127,18 @@ def test_grounding_preset_architecture_scores_labels_and_maps_its_pixel_boxes(ti
     image, boxes = service.boxes('```json\n[{"bbox_2d": [14, 7, 70, 28], "label": "cat"}]\n```', str(photo))
     assert image.size == (1000, 500)
     assert [(b.label, b.x1, b.y1, b.x2, b.y2) for b in boxes] == [("cat", 100.0, 62.5, 500.0, 250.0)]
+
+
+@pytest.mark.parametrize(("make", "use"), [
+    (lambda path: Speaker(path), lambda model: model.synthesize("Hello.")),
+    (lambda path: Embedder(path), lambda model: model.text_vector("a cat")),
+    (lambda path: Drawer(path), lambda model: list(model.draw("a cat", 2, 0, threading.Event()))),
+])
+def test_an_optional_model_that_cannot_load_says_so_without_a_server_path(tmp_path, make, use):
+    from mmdemo.errors import UserError
+
+    missing = tmp_path / "no-such-model"
+    missing.mkdir()
+    with pytest.raises(UserError, match="'no-such-model' could not be loaded") as exc:
+        use(make(str(missing)))
+    assert str(tmp_path) not in str(exc.value)

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from mmdemo.engines.workers import TorchWorkers
-from mmdemo.errors import UserError
+from mmdemo.errors import UserError, load_failed
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ class Drawer:
                 pipe = self.workers.run(lambda: AutoPipelineForText2Image.from_pretrained(self.model_id, dtype=dtype))
                 self._pipe = pipe.to(self.device)
             except Exception as exc:
-                log.exception("loading the drawing model %s failed", self.model_id)
-                raise UserError(f"The drawing model '{self.model_id}' could not be loaded: {type(exc).__name__}."
-                                ) from exc
+                raise load_failed("drawing", self.model_id, exc) from exc
             self._pipe.set_progress_bar_config(disable=True)
             log.info("loaded drawing model %s in %.1f s", self.model_id, time.perf_counter() - started)
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from mmdemo.engines.workers import TorchWorkers
-from mmdemo.errors import UserError
+from mmdemo.errors import UserError, load_failed
 
 log = logging.getLogger(__name__)
 CACHE_SIZE = 4096  # image vectors kept (a few MB)
@@ -54,9 +54,7 @@ class Embedder:
                 self._model = self.workers.run(
                     lambda: AutoModel.from_pretrained(self.model_id, device_map=self.device).eval())
             except Exception as exc:
-                log.exception("loading the search model %s failed", self.model_id)
-                raise UserError(f"The search model '{self.model_id}' could not be loaded: {type(exc).__name__}."
-                                ) from exc
+                raise load_failed("search", self.model_id, exc) from exc
             log.info("loaded search model %s in %.1f s", self.model_id, time.perf_counter() - started)
 
     def image_vectors(self, keyed: dict[str, Image.Image | Path]) -> dict[str, np.ndarray]:

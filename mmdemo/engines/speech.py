@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from mmdemo.engines.workers import TorchWorkers
-from mmdemo.errors import UserError
+from mmdemo.errors import load_failed
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ class Speaker:
             try:
                 self._pipe = self.workers.run(lambda: pipeline("text-to-speech", self.model_id, device=self.device))
             except Exception as exc:
-                log.exception("loading the speech model %s failed", self.model_id)
-                raise UserError(f"The voice model '{self.model_id}' could not be loaded: {type(exc).__name__}. "
-                                "Answers are shown as text only.") from exc
+                raise load_failed("voice", self.model_id, exc) from exc
             log.info("loaded voice %s in %.1f s", self.model_id, time.perf_counter() - started)
 
     def synthesize(self, text: str) -> tuple[int, np.ndarray]:
