@@ -142,3 +142,12 @@ def test_an_optional_model_that_cannot_load_says_so_without_a_server_path(tmp_pa
     with pytest.raises(UserError, match="'no-such-model' could not be loaded") as exc:
         use(make(str(missing)))
     assert str(tmp_path) not in str(exc.value)
+
+
+def test_loading_reports_the_weights_progress_in_the_status(tiny):
+    engine = TransformersEngine(str(tiny["smolvlm"]), "cpu")
+    details: list[str] = []
+    engine._progress = lambda detail: details.append(detail)  # what the status line shows while loading
+    engine.load()
+    assert details and details[-1].startswith("loading weights: ") and details[-1].endswith("(100 %)")
+    assert engine.status().state == "ready"

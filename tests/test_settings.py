@@ -62,3 +62,16 @@ def test_remote_engine_needs_a_server_and_a_model(capsys):
     from mmdemo.settings import base_urls
 
     assert base_urls(settings) == ["http://a/v1", "http://b/v1"]
+
+
+def test_presets_resolve_by_name_id_path_or_off():
+    from mmdemo import presets
+
+    assert presets.resolve("smolvlm2-500m", "chat", "cpu") == "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
+    assert presets.resolve(None, "chat", "cuda") == "Qwen/Qwen2.5-Omni-7B"
+    assert presets.resolve(None, "chat", "cpu") == "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
+    assert presets.resolve("some/checkpoint", "chat", "cpu") == "some/checkpoint"
+    assert presets.resolve("off", "tts", "cuda") is None and presets.resolve(None, "draw", "cpu") is None
+    assert {p.role for p in presets.PRESETS_LIST} == {"chat", "asr", "tts", "search", "draw"}
+    assert all(p.licence and p.size for p in presets.PRESETS_LIST)
+    assert "boxes" in presets.BY_NAME["qwen2.5-vl-7b"].gives and "audio" in presets.BY_NAME["qwen2.5-omni-7b"].takes
