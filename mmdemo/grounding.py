@@ -80,7 +80,7 @@ def draw_boxes(image: Image.Image, boxes: list[Box]) -> Image.Image:
     """A copy of ``image`` with each box outlined and labelled, one colour per label."""
     out = image.convert("RGB")
     pen = ImageDraw.Draw(out)
-    font = ImageFont.load_default(size=max(12, out.width // 40))
+    font = ImageFont.load_default(size=max(14, out.width // 28))
     colours: dict[str, str] = {}
     for b in boxes:
         colour = colours.setdefault(b.label, COLOURS[len(colours) % len(COLOURS)])

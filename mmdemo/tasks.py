@@ -19,7 +19,7 @@ class Task:
 
     key: str
     label: str
-    prompt: str  # may contain {labels}, {language} and {target}
+    prompt: str  # its blanks {labels}, {language} and {target} are filled in
     needs: Literal["image", "audio"] | None = None
     output: Literal["text", "label", "boxes"] = "text"
 
@@ -48,7 +48,7 @@ TASKS: dict[str, Task] = {
              output="label"),
         Task("grounding", "Find objects (boxes)",
              "Locate every {target} in the image and output the bounding boxes in JSON, like "
-             '[{{"bbox_2d": [x1, y1, x2, y2], "label": "name"}}].', "image", "boxes"),
+             '[{"bbox_2d": [x1, y1, x2, y2], "label": "name"}].', "image", "boxes"),
     )
 }
 
@@ -78,11 +78,9 @@ def compose(task: Task, prompt: str, user_text: str, labels: list[str] | None = 
         raise UserError("Give at least two labels to choose from, separated by commas (or pick a ready set).")
     user_text = user_text.strip()
     target = user_text if task.output == "boxes" and user_text else "object"
-    try:
-        filled = prompt.strip().format(labels=", ".join(labels or []), language=language, target=target)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise UserError(f"The task prompt has a blank the page cannot fill ({exc}). The blanks it fills are "
-                        "{labels}, {language} and {target}; write other braces as {{ and }}.") from exc
+    filled = prompt.strip()
+    for blank, value in (("labels", ", ".join(labels or [])), ("language", language), ("target", target)):
+        filled = filled.replace("{" + blank + "}", value)  # other braces (JSON examples) are sent as written
     if task.output == "boxes" or not user_text:
         return filled
     return f"{filled}\n\n{user_text}" if filled else user_text

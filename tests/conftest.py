@@ -68,10 +68,11 @@ def tiny_extras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tasks_app(tiny, tiny_extras, tmp_path_factory):
-    """``app.py`` on the tiny SmolVLM with every optional model on: voice, search and drawing."""
+    """``app.py`` on the tiny Qwen2.5-VL trained to find the example's objects (a grounding preset's
+    architecture), with every optional model on: voice, search and drawing."""
     from helpers import Server
 
-    server = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("tasks") / "app.log",
+    server = Server(tiny_extras["grounding"], tiny["whisper"], tmp_path_factory.mktemp("tasks") / "app.log",
                     "--tts-model", str(tiny_extras["vits"]), "--search-model", str(tiny_extras["clip"]),
                     "--draw-model", str(tiny_extras["sd"]), ready="loaded search model")
     yield server

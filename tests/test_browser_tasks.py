@@ -53,6 +53,21 @@ def test_image_task_with_an_edited_prompt_and_a_task_that_needs_an_image(browser
     page.screenshot(path=str(shots / "task-caption.png"))
 
 
+def test_find_objects_draws_the_boxes_in_the_chat(browser, tasks_app, shots):
+    page = open_page(browser, tasks_app.url, 1440, 900)
+    pick(page, "#task", "Find objects (boxes)")
+    page.set_input_files("#input input[type=file]", [str(ASSETS / "scene.png")])
+    page.wait_for_selector("#input img", timeout=10_000)
+    page.fill("#input textarea", "house")
+    page.click("#send")
+    page.wait_for_selector("#chat :text('Found 2 box(es): house, tree.')", timeout=30_000)
+    page.wait_for_selector("#chat a[href$='boxes.json']", timeout=10_000)  # the JSON export
+    assert page.locator("#chat .bot img").count() == 1  # the image with its boxes drawn
+    wait_idle(page)
+    page.screenshot(path=str(shots / "task-grounding.png"))
+    assert_not_blank(shots / "task-grounding.png", page.locator("#chat").bounding_box())
+
+
 def test_speak_the_answer_plays_and_keeps_the_clip_in_the_chat(browser, tasks_app, shots):
     page = open_page(browser, tasks_app.url, 1440, 900)
     page.click("#speak label")
@@ -102,4 +117,4 @@ def test_picking_a_model_that_cannot_load_keeps_the_running_one(browser, tasks_a
     page.click("text=About this model")
     pick(page, "#model-picker", "smolvlm2-500m · 500M parameters · Apache-2.0")
     page.wait_for_selector("text=Could not load the model", timeout=20_000)  # offline: no such checkpoint here
-    assert "ready" in page.inner_text("#status") and "smolvlm" in page.inner_text("#status")
+    assert "ready" in page.inner_text("#status") and "grounding" in page.inner_text("#status")

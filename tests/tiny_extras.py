@@ -1,10 +1,10 @@
 """Tiny random-weight checkpoints beside the defaults: CLIP (search), VITS (voice), Stable Diffusion (draw)
-and Qwen2.5-VL (the grounding preset).
+and Qwen2.5-VL (the grounding presets), plus that Qwen2.5-VL trained here to find the example's objects.
 
 Real config classes at tiny sizes and real tokenizer/processor classes with a small character vocabulary,
 saved with ``save_pretrained`` and loaded by the app through its own ``from_pretrained`` path.
 
-    python tests/tiny_extras.py OUT_DIR   # writes OUT_DIR/clip, OUT_DIR/vits, OUT_DIR/sd, OUT_DIR/qwen2_5_vl
+    python tests/tiny_extras.py OUT_DIR   # writes OUT_DIR/clip, vits, sd, qwen2_5_vl and grounding
 """
 
 from __future__ import annotations
@@ -141,8 +141,59 @@ def _remove(folder: Path) -> None:
     folder.rmdir()
 
 
+GROUNDING_TARGET = "house"  # what the trained grounding checkpoint is asked to find in assets/scene.png
+GROUNDING_ANSWER = ('```json\n[\n\t{"bbox_2d": [18, 23, 56, 63], "label": "house"},\n'
+                    '\t{"bbox_2d": [65, 26, 87, 63], "label": "tree"}\n]\n```')
+
+
+def build_grounding(out: Path, base: Path, steps: int = 300) -> None:
+    """The tiny Qwen2.5-VL at ``base``, trained here for a few seconds to answer the app's grounding
+    prompt for assets/scene.png with Qwen2.5-VL-style JSON boxes (pixels of the image as its processor
+    resizes it: 640×480 → 112×84): a real checkpoint whose own output exercises box parsing and drawing."""
+    import shutil
+
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from mmdemo.conversation import Budget, build_messages
+    from mmdemo.engines.local import TransformersEngine
+    from mmdemo.settings import DEFAULT_SYSTEM_PROMPT
+    from mmdemo.tasks import TASKS, compose
+
+    task = TASKS["grounding"]
+    text = compose(task, task.prompt, GROUNDING_TARGET)
+    scene = Path(__file__).resolve().parent.parent / "assets" / "scene.png"
+    engine = TransformersEngine(str(base), "cpu")
+    messages = build_messages([], text, [str(scene)], system_prompt=DEFAULT_SYSTEM_PROMPT,
+                              capabilities=engine.capabilities, budget=Budget()).messages  # as the app sends it
+    inputs = {k: v.float() if v.is_floating_point() else v for k, v in engine._prepare(messages).items()}
+    tokenizer = engine._processor.tokenizer
+    answer = tokenizer(GROUNDING_ANSWER, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    answer = torch.cat([answer, torch.tensor([[tokenizer.eos_token_id]])], dim=1)
+    ids = torch.cat([inputs["input_ids"], answer], dim=1)
+    batch = {**inputs, "input_ids": ids, "attention_mask": torch.ones_like(ids),
+             "mm_token_type_ids": torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(answer)], dim=1)}
+    labels = torch.full_like(ids, -100)
+    labels[:, inputs["input_ids"].shape[1]:] = answer
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(base, dtype=torch.float32)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if loss.item() < 1e-3:
+            break
+    model.eval()
+    model.save_pretrained(out)
+    for name in base.iterdir():
+        if name.is_file() and not (out / name.name).exists():
+            shutil.copy(name, out / name.name)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "clip": build_clip, "vits": build_vits, "sd": build_sd, "qwen2_5_vl": build_qwen2_5_vl,
+    "grounding": lambda out: build_grounding(out, out.parent / "qwen2_5_vl"),
 }
 
 
