@@ -57,6 +57,7 @@ LABEL_SETS: dict[str, str] = {
     "Topic": "sports, politics, science, technology, business, entertainment",
     "Image kind": "photo, drawing, chart, document, screenshot",
 }
+MAX_LABELS = 20  # each label costs one forward pass of the model
 LANGUAGES = ("English", "Chinese", "French", "German", "Spanish", "Japanese")
 
 
@@ -76,6 +77,8 @@ def compose(task: Task, prompt: str, user_text: str, labels: list[str] | None = 
     user's own text. Grounding takes the user's text as what to look for."""
     if task.output == "label" and len(labels or []) < 2:
         raise UserError("Give at least two labels to choose from, separated by commas (or pick a ready set).")
+    if task.output == "label" and len(labels or []) > MAX_LABELS:
+        raise UserError(f"Give at most {MAX_LABELS} labels: each one is scored by the model separately.")
     user_text = user_text.strip()
     target = user_text if task.output == "boxes" and user_text else "object"
     filled = prompt.strip()

@@ -110,3 +110,24 @@ def test_draw_reports_progress_and_returns_the_image(client):
     assert [u[0].split("step ")[1] for u in updates[:3]] == ["1 of 3", "2 of 3", "3 of 3"]
     image = Image.open(job.outputs()[-1][1])
     assert image.size == (32, 32)
+
+
+def test_odd_api_values_are_bounded_or_refused(client, tmp_path):
+    with pytest.raises(AppError, match="less than minimum value 1"):
+        client.predict("a red square", 0, 0, api_name="/draw")
+    job = client.submit("a red square", 1, -5, api_name="/draw")  # any integer is a seed
+    assert [u[0] for u in job][-1].endswith("step 1 of 1")
+    with pytest.raises(AppError, match="Describe the picture"):
+        client.predict("   ", 2, 0, api_name="/draw")
+    with pytest.raises(AppError, match="at most 20 labels"):
+        task(client, "classify", "text", labels=",".join(f"label{i}" for i in range(21)))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    with pytest.raises(AppError, match="Invalid file type"):
+        client.predict([handle_file(notes)], [], api_name="/add_images")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    uploads, gallery, _ = client.predict([handle_file(broken)], [], api_name="/add_images")
+    assert uploads == [] and len(gallery) == 2  # refused with a warning, the gallery unchanged
+    with pytest.raises(AppError, match="Give the text"):
+        client.predict("  ", api_name="/speak")

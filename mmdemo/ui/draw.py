@@ -12,6 +12,8 @@ from mmdemo.extras import Extras
 from mmdemo.settings import Settings
 from mmdemo.ui.page import I18N
 
+MAX_STEPS = 50
+
 
 def draw_tab(extras: Extras, settings: Settings) -> None:
     """Build the Draw tab (and the ``/draw`` API endpoint when drawing is on)."""
@@ -24,8 +26,8 @@ def draw_tab(extras: Extras, settings: Settings) -> None:
 
     def draw(prompt: str, steps: float, seed: float, request: gr.Request) -> Iterator[tuple[str, object]]:
         cancel = stops[request.session_hash] = threading.Event()
-        try:
-            for step in drawer.draw(prompt, int(steps), int(seed), cancel):
+        try:  # Gradio holds API callers to the slider's range; any integer is a seed
+            for step in drawer.draw(prompt or "", int(steps), int(seed or 0) % 2**32, cancel):
                 bar = "█" * round(20 * step.done / step.total) + "░" * (20 - round(20 * step.done / step.total))
                 note = " (stopped)" if cancel.is_set() else ""
                 yield f"`{bar}` step {step.done} of {step.total}{note}", step.image if step.image else gr.skip()
@@ -42,7 +44,7 @@ def draw_tab(extras: Extras, settings: Settings) -> None:
     prompt = gr.Textbox(label=t("draw_prompt"), placeholder="a lighthouse on a cliff at sunset, watercolour",
                         elem_id="draw-prompt")
     with gr.Row():
-        steps = gr.Slider(1, 50, value=20 if drawer.device.startswith("cuda") else 4, step=1, label=t("steps"))
+        steps = gr.Slider(1, MAX_STEPS, value=20 if drawer.device.startswith("cuda") else 4, step=1, label=t("steps"))
         seed = gr.Number(0, precision=0, label=t("seed"))
     with gr.Row():
         button = gr.Button(t("draw"), variant="primary", elem_id="draw-button")
