@@ -43,7 +43,7 @@ PRESETS_LIST: tuple[Preset, ...] = (
     Preset("whisper-base", "openai/whisper-base", "asr", "Apache-2.0", "74M parameters, 0.3 GB in fp32", ("audio",)),
     Preset("mms-tts-eng", "facebook/mms-tts-eng", "tts", "CC-BY-NC-4.0 (non-commercial)",
            "36M parameters, 0.15 GB", ("text",), ("speech",)),
-    Preset("siglip-base", "google/siglip-base-patch16-224", "search", "Apache-2.0", "203M parameters, 0.8 GB",
+    Preset("clip-large", "openai/clip-vit-large-patch14", "search", "MIT", "428M parameters, 1.7 GB",
            ("text", "image"), ("vectors",)),
     Preset("clip-base", "openai/clip-vit-base-patch32", "search", "MIT", "151M parameters, 0.6 GB",
            ("text", "image"), ("vectors",)),
@@ -58,7 +58,7 @@ DEFAULTS: dict[Role, dict[str, str | None]] = {
     "chat": {"cuda": "Qwen/Qwen2.5-Omni-7B", "cpu": "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"},
     "asr": {"cuda": "openai/whisper-small", "cpu": "openai/whisper-base"},
     "tts": {"cuda": "facebook/mms-tts-eng", "cpu": "facebook/mms-tts-eng"},
-    "search": {"cuda": "google/siglip-base-patch16-224", "cpu": "openai/clip-vit-base-patch32"},
+    "search": {"cuda": "openai/clip-vit-large-patch14", "cpu": "openai/clip-vit-base-patch32"},
     "draw": {"cuda": "stable-diffusion-v1-5/stable-diffusion-v1-5", "cpu": None},
 }
 

@@ -118,3 +118,38 @@ def test_picking_a_model_that_cannot_load_keeps_the_running_one(browser, tasks_a
     pick(page, "#model-picker", "smolvlm2-500m · 500M parameters · Apache-2.0")
     page.wait_for_selector("text=Could not load the model", timeout=20_000)  # offline: no such checkpoint here
     assert "ready" in page.inner_text("#status") and "grounding" in page.inner_text("#status")
+
+
+TASK_SHOTS = [  # (task, attachment, typed text): the tasks not shown above; one file never twice in a row
+    ("Caption (short)", "scene.png", ""),
+    ("Read the text (OCR)", "chart.png", ""),
+    ("Visual question", "scene.png", "What colour is the ball?"),
+    ("Chart or document question", "chart.png", "Which month is highest?"),
+    ("Transcribe speech", "hello.wav", ""),
+    ("Answer a spoken question", "question.wav", ""),
+    ("Translate speech", "hello.wav", ""),
+]
+
+
+def test_every_other_task_runs_in_the_page(browser, tasks_app, shots):
+    page = open_page(browser, tasks_app.url, 1440, 900)
+    page.click("text=Generation settings")
+    tokens = page.get_by_label("Max new tokens", exact=False).first
+    tokens.fill("24")  # short answers: the point is the prompt each task sends
+    tokens.press("Enter")
+    page.click("text=Generation settings")
+    for number, (task, attachment, text) in enumerate(TASK_SHOTS):
+        page.click("#clear")
+        pick(page, "#task", task)
+        page.set_input_files("#input input[type=file]", [str(ASSETS / attachment)])
+        page.wait_for_selector("#input .thumbnail-item", timeout=10_000)
+        page.fill("#input textarea", text)
+        page.click("#send")
+        page.wait_for_selector("#chat :text('tok/s')", timeout=30_000)
+        wait_idle(page)
+        prompt = page.input_value("#task-prompt textarea").split("{")[0].strip()
+        assert prompt[:30] in page.locator("#chat .user").last.inner_text()  # the task's prompt was sent
+        if attachment.endswith(".wav"):
+            assert "Transcript of" in page.inner_text("#chat")  # heard through Whisper (this model cannot hear)
+        name = task.split(" (")[0].lower().replace(" ", "-")
+        page.screenshot(path=str(shots / f"task-{number + 1}-{name}.png"))
