@@ -76,6 +76,19 @@ def to_image(boxes: list[Box], frame: str, seen: tuple[int, int], size: tuple[in
     return out
 
 
+def processed_size(image_processor: object, width: int, height: int) -> tuple[int, int]:
+    """The size a Qwen2-VL-family image processor resizes a ``width``×``height`` image to (multiples of its
+    patch × merge size within its pixel budget); other processors' models write no pixel boxes: unchanged."""
+    merge, patch = getattr(image_processor, "merge_size", None), getattr(image_processor, "patch_size", None)
+    if not (merge and patch):
+        return width, height
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    size = image_processor.size
+    h, w = smart_resize(height, width, patch * merge, size["shortest_edge"], size["longest_edge"])
+    return w, h
+
+
 def draw_boxes(image: Image.Image, boxes: list[Box]) -> Image.Image:
     """A copy of ``image`` with each box outlined and labelled, one colour per label."""
     out = image.convert("RGB")

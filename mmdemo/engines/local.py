@@ -21,6 +21,7 @@ from mmdemo.engines.scoring import answer_ids, answer_logprobs
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
 from mmdemo.engines.workers import TorchWorkers
 from mmdemo.errors import ContextOverflowError, UserError
+from mmdemo.grounding import processed_size
 
 log = logging.getLogger(__name__)
 
@@ -234,15 +235,7 @@ class TransformersEngine(EngineBase):
         """The size an image of ``width``×``height`` has once the processor has resized it: the frame of
         the pixel coordinates Qwen2.5-VL-style models write boxes in."""
         self.load()
-        image_processor = getattr(self._processor, "image_processor", None)
-        merge, patch = getattr(image_processor, "merge_size", None), getattr(image_processor, "patch_size", None)
-        if not (merge and patch):
-            return width, height
-        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-        size = image_processor.size
-        h, w = smart_resize(height, width, patch * merge, size["shortest_edge"], size["longest_edge"])
-        return w, h
+        return processed_size(getattr(self._processor, "image_processor", None), width, height)
 
     def _prepare(self, messages: list[dict]) -> dict:
         try:
