@@ -42,7 +42,7 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
         """One task on one message (no history): the answer, the result as JSON, the image with boxes."""
         if task_key not in TASKS:
             raise gr.Error(f"Unknown task {task_key!r}; the tasks are: {', '.join(TASKS)}.")
-        text, files, label_list = prepare(message, [], task_key, prompt or None, labels, target)
+        text, files, label_list = prepare(message, [], task_key, prompt, labels, target)
         events = list(turn_events(service, showcase, task_key, text, files, [], settings.system_prompt, max_tokens,
                                   temperature, 1.0, label_list))
         return api_result(task_key, text, events)

@@ -44,7 +44,7 @@ def prepare(message: dict | None, history: list[dict], task_key: str, prompt: st
         raise gr.Error(empty)
     label_list = parse_labels(labels or "")
     try:
-        composed = compose(task, prompt if prompt is not None else task.prompt, text, label_list, target)
+        composed = compose(task, prompt if prompt and prompt.strip() else task.prompt, text, label_list, target)
     except UserError as exc:
         raise gr.Error(str(exc), print_exception=False) from exc
     reason = missing_input(task, files, history)
