@@ -150,6 +150,7 @@ def test_every_other_task_runs_in_the_page(browser, tasks_app, shots):
     page.click("text=Generation settings")
     for number, (task, attachment, text) in enumerate(TASK_SHOTS):
         page.click("#clear")
+        page.wait_for_function("document.querySelectorAll('#chat .user').length === 0", timeout=10_000)
         pick_task(page, task)
         page.set_input_files("#input input[type=file]", [str(ASSETS / attachment)])
         page.wait_for_selector("#input .thumbnail-item", timeout=10_000)
