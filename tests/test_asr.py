@@ -8,7 +8,7 @@ def test_transcribes_and_caches(transcriber: WhisperTranscriber, monkeypatch):
     text = transcriber.transcribe(clip)
     assert isinstance(text, str)
     calls = []
-    monkeypatch.setattr(transcriber, "_pipeline", lambda *a, **k: calls.append(a) or {"text": "fresh"})
+    monkeypatch.setattr(transcriber, "_loaded", lambda *a, **k: calls.append(a) or {"text": "fresh"})
     assert transcriber.transcribe(clip) == text  # cached: the pipeline is not called again
     assert calls == []
     assert transcriber.transcribe(clip[:8000]) == "fresh"

@@ -6,15 +6,14 @@ import importlib.util
 import logging
 import queue
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
-from mmdemo.engines.workers import TorchWorkers
-from mmdemo.errors import UserError, load_failed
+from mmdemo.engines.lazy import LazyModel
+from mmdemo.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -41,32 +40,18 @@ def unavailable(model_id: str | None, device: str) -> str | None:
     return None
 
 
-class Drawer:
+class Drawer(LazyModel):
     """A text-to-image pipeline loaded once with ``AutoPipelineForText2Image``; runs on the torch threads."""
 
-    def __init__(self, model_id: str, device: str = "cpu", workers: TorchWorkers | None = None) -> None:
-        self.model_id = model_id
-        self.device = device
-        self.workers = workers or TorchWorkers()
-        self._lock = threading.Lock()
-        self._pipe = None
+    role = "drawing"
 
-    def load(self) -> None:
-        """Load the pipeline once (blocking, thread-safe); raise ``UserError`` when it cannot be loaded."""
-        with self._lock:
-            if self._pipe is not None:
-                return
-            from diffusers import AutoPipelineForText2Image
+    def _open(self) -> object:
+        from diffusers import AutoPipelineForText2Image
 
-            dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-            started = time.perf_counter()
-            try:
-                pipe = self.workers.run(lambda: AutoPipelineForText2Image.from_pretrained(self.model_id, dtype=dtype))
-                self._pipe = pipe.to(self.device)
-            except Exception as exc:
-                raise load_failed("drawing", self.model_id, exc) from exc
-            self._pipe.set_progress_bar_config(disable=True)
-            log.info("loaded drawing model %s in %.1f s", self.model_id, time.perf_counter() - started)
+        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        pipe = AutoPipelineForText2Image.from_pretrained(self.model_id, dtype=dtype).to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
 
     def draw(self, prompt: str, steps: int, seed: int, cancel: threading.Event, size: int | None = None
              ) -> Iterator[Step]:
@@ -86,7 +71,7 @@ class Drawer:
         def run() -> None:
             try:
                 size_kwargs = {"height": size, "width": size} if size else {}
-                image = self._pipe(prompt, num_inference_steps=steps, callback_on_step_end=on_step,
+                image = self._loaded(prompt, num_inference_steps=steps, callback_on_step_end=on_step,
                                    generator=torch.Generator("cpu").manual_seed(seed), **size_kwargs).images[0]
                 updates.put(Step(steps, steps, image))
             except BaseException as exc:

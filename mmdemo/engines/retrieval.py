@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +10,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmdemo.engines.lazy import LazyModel
 from mmdemo.engines.workers import TorchWorkers
-from mmdemo.errors import UserError, load_failed
+from mmdemo.errors import UserError
 
-log = logging.getLogger(__name__)
 CACHE_SIZE = 4096  # image vectors kept (a few MB)
 
 
@@ -28,34 +25,21 @@ class Match:
     score: float
 
 
-class Embedder:
+class Embedder(LazyModel):
     """Puts images and texts in one vector space; each image's vector is computed once and cached."""
 
+    role = "search"
+
     def __init__(self, model_id: str, device: str = "cpu", workers: TorchWorkers | None = None) -> None:
-        self.model_id = model_id
-        self.device = device
-        self.workers = workers or TorchWorkers()
-        self._lock = threading.Lock()
+        super().__init__(model_id, device, workers)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._model = None
-        self._processor = None
         self.computed = 0  # image vectors computed so far (the cache's misses)
 
-    def load(self) -> None:
-        """Load the model once (blocking, thread-safe); raise ``UserError`` when it cannot be loaded."""
-        with self._lock:
-            if self._model is not None:
-                return
-            from transformers import AutoModel, AutoProcessor
+    def _open(self) -> tuple[object, torch.nn.Module]:
+        from transformers import AutoModel, AutoProcessor
 
-            started = time.perf_counter()
-            try:
-                self._processor = AutoProcessor.from_pretrained(self.model_id)
-                self._model = self.workers.run(
-                    lambda: AutoModel.from_pretrained(self.model_id, device_map=self.device).eval())
-            except Exception as exc:
-                raise load_failed("search", self.model_id, exc) from exc
-            log.info("loaded search model %s in %.1f s", self.model_id, time.perf_counter() - started)
+        processor = AutoProcessor.from_pretrained(self.model_id)
+        return processor, AutoModel.from_pretrained(self.model_id, device_map=self.device).eval()
 
     def image_vectors(self, keyed: dict[str, Image.Image | Path]) -> dict[str, np.ndarray]:
         """Unit vectors of images by key (their digest); only images not seen before go through the model."""
@@ -90,17 +74,19 @@ class Embedder:
 
     @torch.inference_mode()
     def _embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        inputs = self._processor(images=images, return_tensors="pt").to(self.device)
-        return _unit(_tensor(self._model.get_image_features(**inputs)))
+        processor, model = self._loaded
+        inputs = processor(images=images, return_tensors="pt").to(self.device)
+        return _unit(_tensor(model.get_image_features(**inputs)))
 
     @torch.inference_mode()
     def _embed_text(self, text: str) -> np.ndarray:
         if not text.strip():
             raise UserError("Type what to look for, or give an image to search with.")
         # SigLIP was trained on texts padded to 64 tokens; CLIP pads to the longest (one text: no padding).
-        padding = "max_length" if "siglip" in type(self._model).__name__.lower() else True
-        inputs = self._processor(text=[text], padding=padding, truncation=True, return_tensors="pt").to(self.device)
-        return _unit(_tensor(self._model.get_text_features(**inputs)))[0]
+        processor, model = self._loaded
+        padding = "max_length" if "siglip" in type(model).__name__.lower() else True
+        inputs = processor(text=[text], padding=padding, truncation=True, return_tensors="pt").to(self.device)
+        return _unit(_tensor(model.get_text_features(**inputs)))[0]
 
 
 def _image(source: Image.Image | Path) -> Image.Image:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import io
 import logging
 import re
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 
 import numpy as np
 import soundfile as sf
 
-from mmdemo.engines.workers import TorchWorkers
-from mmdemo.errors import load_failed
+from mmdemo.engines.lazy import LazyModel
 
 log = logging.getLogger(__name__)
 
@@ -42,30 +39,16 @@ def wav_bytes(samples: np.ndarray, sampling_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-class Speaker:
+class Speaker(LazyModel):
     """A text-to-speech checkpoint (VITS/MMS, SpeechT5 without speaker input, Bark, ...) loaded once through
     the ``text-to-speech`` pipeline; synthesis runs on the torch worker threads."""
 
-    def __init__(self, model_id: str, device: str = "cpu", workers: TorchWorkers | None = None) -> None:
-        self.model_id = model_id
-        self.device = device
-        self.workers = workers or TorchWorkers()
-        self._lock = threading.Lock()
-        self._pipe = None
+    role = "voice"
 
-    def load(self) -> None:
-        """Load the model once (blocking, thread-safe); raise ``UserError`` when it cannot be loaded."""
-        with self._lock:
-            if self._pipe is not None:
-                return
-            from transformers import pipeline
+    def _open(self) -> object:
+        from transformers import pipeline
 
-            started = time.perf_counter()
-            try:
-                self._pipe = self.workers.run(lambda: pipeline("text-to-speech", self.model_id, device=self.device))
-            except Exception as exc:
-                raise load_failed("voice", self.model_id, exc) from exc
-            log.info("loaded voice %s in %.1f s", self.model_id, time.perf_counter() - started)
+        return pipeline("text-to-speech", self.model_id, device=self.device)
 
     def synthesize(self, text: str) -> tuple[int, np.ndarray]:
         """``(sampling rate, mono float32 samples)`` of ``text`` read aloud (empty when it has nothing the
@@ -73,13 +56,13 @@ class Speaker:
         self.load()
 
         def run() -> dict:
-            return self._pipe(text)
+            return self._loaded(text)
 
         try:
             out = self.workers.run(run)
         except (RuntimeError, ValueError, IndexError) as exc:  # nothing pronounceable left after normalising
             log.info("voice skipped %r: %s", text[:40], exc)
-            return self._pipe.sampling_rate, np.zeros(0, np.float32)
+            return self._loaded.sampling_rate, np.zeros(0, np.float32)
         return int(out["sampling_rate"]), np.asarray(out["audio"], np.float32).reshape(-1)
 
 
