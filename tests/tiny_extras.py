@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from tiny_models import _TEXT, _save, _tokenizer, build_all, remove_folder
 from transformers import (
     CLIPConfig,
     CLIPImageProcessor,
@@ -55,7 +56,7 @@ def build_clip(out: Path) -> None:
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     model.save_pretrained(out)
     CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(out)
-    _remove(out / "_tok")
+    remove_folder(out / "_tok")
 
 
 def build_vits(out: Path) -> None:
@@ -72,7 +73,7 @@ def build_vits(out: Path) -> None:
                         depth_separable_num_layers=1, sampling_rate=16000)
     VitsModel(config).save_pretrained(out)
     tok.save_pretrained(out)
-    _remove(folder)
+    remove_folder(folder)
 
 
 def build_sd(out: Path) -> None:
@@ -94,7 +95,7 @@ def build_sd(out: Path) -> None:
     pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tok, scheduler=scheduler,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(out)
-    _remove(out / "_tok")
+    remove_folder(out / "_tok")
 
 
 # Qwen2-VL's published template, reduced to the parts mmdemo sends (text and images).
@@ -110,7 +111,6 @@ _QWEN_VL_TEMPLATE = (
 
 def build_qwen2_5_vl(out: Path) -> None:
     """Qwen2.5-VL (image + text, writes boxes: the grounding presets' architecture)."""
-    from tiny_models import _TEXT, _save, _tokenizer
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
@@ -133,12 +133,6 @@ def build_qwen2_5_vl(out: Path) -> None:
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
     )
     _save(Qwen2_5_VLForConditionalGeneration(config), processor, out)
-
-
-def _remove(folder: Path) -> None:
-    for leftover in folder.iterdir():
-        leftover.unlink()
-    folder.rmdir()
 
 
 GROUNDING_TARGET = "house"  # what the trained grounding checkpoint is asked to find in assets/scene.png
@@ -198,18 +192,12 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 
 
 def build_extras(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write every tiny checkpoint into ``out_dir/<name>``; return the paths by name."""
-    paths = {}
-    for name, build in BUILDERS.items():
-        torch.manual_seed(seed)
-        path = Path(out_dir) / name
-        path.mkdir(parents=True, exist_ok=True)
-        build(path)
-        paths[name] = path
-    return paths
+    """Write every checkpoint of this module into ``out_dir/<name>``; return the paths by name."""
+    return build_all(out_dir, seed, BUILDERS)
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the trained checkpoint uses mmdemo itself
     if len(sys.argv) != 2:
         sys.exit("usage: python tests/tiny_extras.py OUT_DIR")
     for name, path in build_extras(sys.argv[1]).items():

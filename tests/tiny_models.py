@@ -194,9 +194,14 @@ def build_whisper(out: Path) -> None:
     processor = WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tok)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    for leftover in (out / "_tok").iterdir():
+    remove_folder(out / "_tok")
+
+
+def remove_folder(folder: Path) -> None:
+    """Delete a flat folder of scratch files (tokenizer sources) once the checkpoint is saved."""
+    for leftover in folder.iterdir():
         leftover.unlink()
-    (out / "_tok").rmdir()
+    folder.rmdir()
 
 
 def _save(model: torch.nn.Module, processor: object, out: Path) -> None:
@@ -215,10 +220,11 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 }
 
 
-def build_all(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write every tiny checkpoint into ``out_dir/<name>``; return the paths by name."""
+def build_all(out_dir: str | Path, seed: int = 0, builders: dict[str, Callable[[Path], None]] | None = None
+              ) -> dict[str, Path]:
+    """Write every tiny checkpoint of ``builders`` (default: these) into ``out_dir/<name>``; return the paths."""
     paths = {}
-    for name, build in BUILDERS.items():
+    for name, build in (builders or BUILDERS).items():
         torch.manual_seed(seed)
         path = Path(out_dir) / name
         path.mkdir(parents=True, exist_ok=True)
