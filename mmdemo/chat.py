@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from mmdemo import media
-from mmdemo.conversation import Budget, build_messages
+from mmdemo.conversation import Budget, Prepared, build_messages
 from mmdemo.engines.base import Engine, GenerationParams, GenerationStats
 from mmdemo.errors import ContextOverflowError, UserError
 from mmdemo.grounding import Box, parse_boxes, to_image
@@ -127,15 +127,10 @@ class ChatService:
     ) -> Iterator[ChatEvent]:
         if self.engine.status().state == "loading":
             yield ChatEvent("notice", "The model is still loading; your message will be answered once it is ready.")
-        capabilities = self.engine.capabilities  # waits for the model, or raises its load error
-        transcribe = self.transcriber.transcribe if self.transcriber is not None else None
         history = list(history)
         dropped = 0
         while True:
-            prepared = build_messages(
-                history, text, files, system_prompt=system_prompt, capabilities=capabilities, budget=self.budget,
-                transcribe=transcribe,
-            )
+            prepared = self._messages(history, text, files, system_prompt)
             stream = self.engine.stream(prepared.messages, params, cancel, stats)
             try:
                 first = next(stream, None)  # the context is checked before the first token
@@ -162,15 +157,20 @@ class ChatService:
             cancel.set()
             stream.close()
 
+    def _messages(self, history: Sequence[dict], text: str, files: Sequence[str], system_prompt: str) -> Prepared:
+        """The model's messages for this turn, media within the budget, clips transcribed when it cannot hear
+        (waits for the model first, or raises its load error)."""
+        return build_messages(
+            history, text, files, system_prompt=system_prompt, capabilities=self.engine.capabilities,
+            budget=self.budget, transcribe=self.transcriber.transcribe if self.transcriber is not None else None,
+        )
+
     def classify(self, text: str, files: Sequence[str], history: Sequence[dict], system_prompt: str,
                  labels: list[str]) -> Classification:
         """One label for the message: the most likely under the model (log-probabilities of each label as
         the whole answer, normalised over the labels), or, for engines without them, parsed from a greedy
         answer."""
-        prepared = build_messages(
-            history, text, files, system_prompt=system_prompt, capabilities=self.engine.capabilities,
-            budget=self.budget, transcribe=self.transcriber.transcribe if self.transcriber is not None else None,
-        )
+        prepared = self._messages(history, text, files, system_prompt)
         score = getattr(self.engine, "score", None)
         if score is None:
             answer = "".join(self.engine.stream(prepared.messages, GenerationParams(32, 0.0), threading.Event()))
