@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -20,6 +24,11 @@ from mmdemo.grounding import Box, parse_boxes, to_image
 from mmdemo.tasks import match_label
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+HEARTBEAT_S = 0.25  # while a turn waits for long work (transcription, label scoring), it reports this often
+# Threads that wait for that work on a turn's behalf, so the turn itself keeps reporting and notices a Stop
+# or a disconnect; the model work itself still runs on the torch threads.
+_HELPERS = ThreadPoolExecutor(64, thread_name_prefix="mmdemo-turn")
 
 
 class Transcriber(Protocol):
@@ -28,16 +37,16 @@ class Transcriber(Protocol):
     def load(self) -> None:
         """Load the model (blocking, idempotent)."""
 
-    def transcribe(self, samples: np.ndarray) -> str:
-        """Text of a mono float32 clip at 16 kHz."""
+    def transcribe(self, samples: np.ndarray, cancel: threading.Event | None = None) -> str:
+        """Text of a mono float32 clip at 16 kHz; raises ``Cancelled`` soon after ``cancel`` is set."""
 
 
 @dataclass(frozen=True)
 class ChatEvent:
     """``notice``: something the user should know; ``transcript``: what a clip said; ``text``: an answer delta;
-    ``label`` / ``boxes``: a task's result, as text and as ``data``."""
+    ``label`` / ``boxes``: a task's result, as text and as ``data``; ``progress``: still working (nothing new)."""
 
-    kind: Literal["notice", "transcript", "text", "label", "boxes"]
+    kind: Literal["notice", "transcript", "text", "label", "boxes", "progress"]
     text: str
     title: str = ""
     data: object = None  # a task's parsed result: a Classification, or the boxes drawn (runner.Grounded)
@@ -115,9 +124,15 @@ class ChatService:
         """Yield notices, transcripts and answer deltas. Setting ``cancel`` ends the answer early (the
         stream then finishes normally); closing the iterator stops generation too."""
         cancel = cancel or threading.Event()
+        with self._running(cancel):
+            yield from self._respond(text, files, history, system_prompt, params, stats, cancel)
+
+    @contextlib.contextmanager
+    def _running(self, cancel: threading.Event) -> Iterator[None]:
+        """Model work for one request: a model switch stops it (through ``cancel``) before freeing the model."""
         self._active.add(cancel)
         try:
-            yield from self._respond(text, files, history, system_prompt, params, stats, cancel)
+            yield
         finally:
             self._active.discard(cancel)
 
@@ -130,7 +145,8 @@ class ChatService:
         history = list(history)
         dropped = 0
         while True:
-            prepared = self._messages(history, text, files, system_prompt)
+            prepared = yield from beside(
+                functools.partial(self._messages, history, text, files, system_prompt, cancel), cancel)
             stream = self.engine.stream(prepared.messages, params, cancel, stats)
             try:
                 first = next(stream, None)  # the context is checked before the first token
@@ -157,25 +173,32 @@ class ChatService:
             cancel.set()
             stream.close()
 
-    def _messages(self, history: Sequence[dict], text: str, files: Sequence[str], system_prompt: str) -> Prepared:
+    def _messages(self, history: Sequence[dict], text: str, files: Sequence[str], system_prompt: str,
+                  cancel: threading.Event) -> Prepared:
         """The model's messages for this turn, media within the budget, clips transcribed when it cannot hear
         (waits for the model first, or raises its load error)."""
-        return build_messages(
-            history, text, files, system_prompt=system_prompt, capabilities=self.engine.capabilities,
-            budget=self.budget, transcribe=self.transcriber.transcribe if self.transcriber is not None else None,
-        )
+        transcribe = (functools.partial(self.transcriber.transcribe, cancel=cancel)
+                      if self.transcriber is not None else None)
+        return build_messages(history, text, files, system_prompt=system_prompt,
+                              capabilities=self.engine.capabilities, budget=self.budget, transcribe=transcribe)
 
     def classify(self, text: str, files: Sequence[str], history: Sequence[dict], system_prompt: str,
-                 labels: list[str]) -> Classification:
+                 labels: list[str], cancel: threading.Event | None = None) -> Classification:
         """One label for the message: the most likely under the model (log-probabilities of each label as
         the whole answer, normalised over the labels), or, for engines without them, parsed from a greedy
-        answer."""
-        prepared = self._messages(history, text, files, system_prompt)
+        answer. Raises ``Cancelled`` soon after ``cancel`` is set (Stop, a model switch)."""
+        cancel = cancel or threading.Event()
+        with self._running(cancel):
+            return self._classify(text, files, history, system_prompt, labels, cancel)
+
+    def _classify(self, text: str, files: Sequence[str], history: Sequence[dict], system_prompt: str,
+                  labels: list[str], cancel: threading.Event) -> Classification:
+        prepared = self._messages(history, text, files, system_prompt, cancel)
         score = getattr(self.engine, "score", None)
         if score is None:
-            answer = "".join(self.engine.stream(prepared.messages, GenerationParams(32, 0.0), threading.Event()))
+            answer = "".join(self.engine.stream(prepared.messages, GenerationParams(32, 0.0), cancel))
             return Classification(match_label(answer, labels), None, answer.strip())
-        logps = np.array(score(prepared.messages, labels))
+        logps = np.array(score(prepared.messages, labels, cancel))
         probs = np.exp(logps - logps.max())
         probs /= probs.sum()
         return Classification(labels[int(probs.argmax())], {k: float(p) for k, p in zip(labels, probs, strict=True)})
@@ -187,6 +210,22 @@ class ChatService:
         seen_size = getattr(self.engine, "seen_size", None)
         seen = seen_size(*image.size) if seen_size is not None else image.size
         return image, to_image(raw, frame, seen, image.size)
+
+
+def beside(fn: Callable[[], T], cancel: threading.Event) -> Generator[ChatEvent, None, T]:
+    """Run ``fn`` on a helper thread and return its result, yielding a ``progress`` event every
+    ``HEARTBEAT_S`` meanwhile: the consumer (Gradio) gets the chance to notice a disconnect and close the
+    turn, which sets ``cancel`` and so stops the work."""
+    future = _HELPERS.submit(fn)
+    try:
+        while True:
+            try:
+                return future.result(timeout=HEARTBEAT_S)
+            except FutureTimeout:
+                yield ChatEvent("progress", "")
+    except GeneratorExit:
+        cancel.set()
+        raise
 
 
 def _drop_oldest_turn(history: list[dict]) -> list[dict]:

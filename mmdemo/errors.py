@@ -12,6 +12,10 @@ class ContextOverflowError(UserError):
     """The prompt is longer than the model reads; dropping earlier turns may make it fit."""
 
 
+class Cancelled(Exception):
+    """Model work stopped early because its request was stopped (Stop, a disconnect, a model switch)."""
+
+
 def load_failed(role: str, model_id: str, exc: Exception) -> UserError:
     """The error to raise when an optional model (voice, search, drawing) cannot be loaded, logged once:
     a missing checkpoint in one line, anything else with its traceback. The model's name stays a Hub id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmdemo import media
-from mmdemo.chat import ChatEvent, ChatService, Classification
+from mmdemo.chat import ChatEvent, ChatService, Classification, beside
 from mmdemo.conversation import parts_of
 from mmdemo.engines.base import GenerationParams, GenerationStats
 from mmdemo.grounding import Box, draw_boxes, export_json
@@ -52,7 +53,9 @@ def run_task(
 ) -> Iterator[ChatEvent]:
     """The turn's events as :meth:`ChatService.respond` yields them, then a ``label`` or ``boxes`` event."""
     if task.output == "label":
-        result = service.classify(text, files, history, system, labels)
+        cancel = cancel or threading.Event()
+        result = yield from beside(
+            functools.partial(service.classify, text, files, history, system, labels, cancel), cancel)
         yield ChatEvent("label", label_text(result), data=result)
         return
     answer = ""

@@ -63,7 +63,8 @@ class ExampleCache:
             text, files = example.get("text") or "", list(example.get("files") or [])
             stats = GenerationStats()
             try:
-                events = tuple(self.service.respond(text, files, [], self.system, self.params, stats))
+                events = tuple(e for e in self.service.respond(text, files, [], self.system, self.params, stats)
+                               if e.kind != "progress")
             except Exception:  # the example will simply be answered live
                 log.exception("showcase: example %r not cached", text)
                 continue

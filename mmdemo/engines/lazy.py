@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from mmdemo.engines.workers import TorchWorkers
+from mmdemo.engines.workers import TorchWorkers, interruptible
 from mmdemo.errors import UserError, load_failed
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,12 @@ class LazyModel:
                 return
             started = time.perf_counter()
             try:
-                self._loaded = self.workers.run(self._open)
+                loaded = self.workers.run(self._open)
             except Exception as exc:
                 raise self._failed(exc) from exc
+            if getattr(loaded, "model", None) is not None:  # a transformers pipeline: its model stops mid-forward
+                interruptible(loaded.model)
+            self._loaded = loaded
             log.info("loaded %s model %s in %.1f s", self.role, self.model_id, time.perf_counter() - started)
 
     def _open(self) -> Any:

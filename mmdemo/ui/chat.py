@@ -71,6 +71,8 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
                                      system, max_tokens, temperature, top_p, pending["labels"], stats, stop):
                 if event.kind == "notice":
                     gr.Info(event.text)
+                elif event.kind == "progress":  # long work on the way: a chance to notice a disconnect
+                    yield shown, keep, None, keep
                 elif event.kind == "transcript":
                     shown.append({"role": "assistant", "content": event.text, "metadata": {"title": event.title}})
                     yield shown, keep, None, keep
@@ -94,6 +96,9 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         finally:
             if stops.get(request.session_hash) is stop:
                 del stops[request.session_hash]
+        if answer is None and stop.is_set() and len(shown) == len(chat):  # stopped before anything came back
+            yield history, give_back, None, keep
+            return
         if answer is not None:
             shown[shown.index(answer) + 1] = speed_strip(stats, queue_wait, True, lang)
         elif not any(m.get("role") == "assistant" for m in shown[len(chat):]):

@@ -12,8 +12,8 @@ import gradio as gr
 
 from mmdemo.chat import ChatEvent, ChatService, Classification
 from mmdemo.engines.base import GenerationStats
-from mmdemo.engines.speech import Speaker, SpokenAnswer, wav_bytes
-from mmdemo.errors import UserError
+from mmdemo.engines.speech import SpokenAnswer, Voices, wav_bytes
+from mmdemo.errors import Cancelled, UserError
 from mmdemo.runner import Grounded, missing_input, run_task
 from mmdemo.showcase import ExampleCache, replay
 from mmdemo.tasks import TASKS, compose, parse_labels
@@ -66,6 +66,8 @@ def turn_events(service: ChatService, showcase: ExampleCache | None, task_key: s
         cached = showcase.lookup(text, files, history, system, params) if showcase and task_key == "chat" else None
         yield from (replay(cached, stats or GenerationStats()) if cached else
                     run_task(service, TASKS[task_key], text, files, history, system, params, labels, stats, cancel))
+    except Cancelled:  # stopped before the answer began (during transcription or label scoring)
+        log.info("turn stopped before its answer")
     except UserError as exc:
         log.info("refused: %s", exc)
         raise gr.Error(str(exc), print_exception=False) from exc
@@ -108,9 +110,10 @@ class Voice:
     """The spoken answer of one turn: sentences are read aloud as they complete (a stream of WAV chunks
     for the page's player), then the whole answer is saved as one clip for the chat."""
 
-    def __init__(self, speaker: Speaker | None) -> None:
-        self._spoken = SpokenAnswer(speaker) if speaker is not None else None
+    def __init__(self, voices: Voices | None) -> None:
+        self._spoken = SpokenAnswer(voices) if voices is not None else None
         self._path: str | None = None
+        self._told = 0  # notes about skipped sentences already shown
 
     def feed(self, text: str) -> None:
         """Answer text as it streams."""
@@ -125,6 +128,8 @@ class Voice:
             return self._join(list(self._spoken.ready()))
         except UserError as exc:
             return self._fail(exc)
+        finally:
+            self._tell()
 
     def rest(self, stop: threading.Event) -> Iterator[bytes]:
         """The remaining sentences' audio once the text is complete, each as soon as it is ready."""
@@ -140,6 +145,7 @@ class Voice:
                     yield chunk
         except UserError as exc:
             self._fail(exc)
+        self._tell()
 
     def saved(self) -> str | None:
         """The whole spoken answer as a WAV file (``None`` when nothing was spoken)."""
@@ -162,6 +168,13 @@ class Voice:
 
         audible = [c for c in clips if len(c[1])]
         return wav_bytes(np.concatenate([c[1] for c in audible]), audible[0][0]) if audible else None
+
+    def _tell(self) -> None:
+        """Say once per turn that sentences were skipped (the voice cannot read their language)."""
+        notes = self._spoken.notes if self._spoken is not None else []
+        if len(notes) > self._told:
+            self._told = len(notes)
+            gr.Info(notes[-1] if len(notes) == 1 else f"{notes[-1]} ({len(notes)} sentences were not read.)")
 
     def _fail(self, exc: UserError) -> None:
         """The voice model could not load: keep the text, say why once."""
