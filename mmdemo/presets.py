@@ -62,19 +62,6 @@ DEFAULTS: dict[Role, dict[str, str | None]] = {
     "draw": {"cuda": "stable-diffusion-v1-5/stable-diffusion-v1-5", "cpu": None},
 }
 
-# Processor settings per architecture (config.model_type) and device, passed at call time as
-# ``processor_kwargs``, so a local copy of a checkpoint is treated like its Hub id.
-# SmolVLM's published processor upscales every image to 2048 px and cuts it into 17 tiles
-# (~1 100 image tokens, ~16 s to first token on a laptop CPU). On CPU one 512 px tile (64 tokens)
-# answers in about a second; on a GPU a 1536 px grid keeps detail for documents and charts.
-PROCESSOR_KWARGS: dict[str, dict[str, dict]] = {
-    "smolvlm": {
-        "cpu": {"images_kwargs": {"do_image_splitting": False, "size": {"longest_edge": 512}}},
-        "cuda": {"images_kwargs": {"do_image_splitting": True, "size": {"longest_edge": 1536}}},
-    },
-}
-
-
 def _kind(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
@@ -98,8 +85,3 @@ def resolve(name_or_id: str | None, role: Role, device: str) -> str | None:
 def choices(role: Role) -> list[Preset]:
     """The presets of one role, in picker order."""
     return [p for p in PRESETS_LIST if p.role == role]
-
-
-def processor_kwargs(model_type: str, device: str) -> dict:
-    """Call-time processor settings for an architecture on ``device`` (empty: the checkpoint's own)."""
-    return dict(PROCESSOR_KWARGS.get(model_type, {}).get(_kind(device), {}))

@@ -13,6 +13,8 @@ from mmdemo.locales import live
 from mmdemo.presets import PRESETS
 from mmdemo.showcase import ExampleCache
 
+SERVING = ("ready", "degraded")  # engine states in which requests are answered
+
 
 def model_name(status: EngineStatus) -> str:
     """The model as shown to users: a Hub id as is, a local folder by its name only (no server paths)."""
@@ -40,7 +42,7 @@ def model_card(service: ChatService) -> str:
     rows = [("Model", f"`{model_name(status)}`"), ("Runs on", status.device)]
     if preset:
         rows += [("Size", preset.size), ("Licence", preset.licence)]
-    if status.state == "ready":
+    if status.state in SERVING:
         caps = service.engine.capabilities
         takes = ["text"] + [kind for kind, ok in (("images", caps.image), ("audio", caps.audio)) if ok]
         rows.append(("Takes", ", ".join(takes) + ("" if caps.audio else " (voice clips are transcribed first)")))
@@ -54,7 +56,7 @@ def model_card(service: ChatService) -> str:
 def how_it_works(service: ChatService, stats: GenerationStats | None) -> str:
     """The loaded model as the parts multimodal models are made of, and what the last request did in each."""
     status = service.engine.status()
-    caps = service.engine.capabilities if status.state == "ready" else None
+    caps = service.engine.capabilities if status.state in SERVING else None
     lines = ["**How it works.** Each input goes through its own encoder; a projector turns the encoder's "
              "output into tokens the language decoder reads next to the text; the decoder writes the answer "
              "token by token."]
@@ -103,6 +105,7 @@ def _count(parameters: int) -> str:
 
 
 def health_payload(status: EngineStatus) -> tuple[int, dict]:
-    """HTTP status and body of ``GET /health``: 200 once the model serves, 503 while loading or failed."""
+    """HTTP status and body of ``GET /health``: 200 once the model serves (``degraded``: it loaded but its
+    test answer failed, said in ``detail``), 503 while loading or failed."""
     body = {"status": status.state, "model": model_name(status), "device": status.device, "detail": status.detail}
-    return (200 if status.state == "ready" else 503), body
+    return (200 if status.state in SERVING else 503), body

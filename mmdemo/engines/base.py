@@ -69,7 +69,7 @@ class GenerationStats:
 class EngineStatus:
     """Where the engine stands, for the status line and health checks."""
 
-    state: Literal["loading", "ready", "failed"]
+    state: Literal["loading", "ready", "degraded", "failed"]  # degraded: loaded, but its test answer failed
     model: str
     device: str = ""
     detail: str = ""

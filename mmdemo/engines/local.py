@@ -13,14 +13,14 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
 
-from mmdemo import presets
 from mmdemo.engines.anatomy import StageClock, model_parts
 from mmdemo.engines.base import Capabilities, EngineBase, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, device_kind
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
-from mmdemo.engines.workers import TorchWorkers
-from mmdemo.errors import ContextOverflowError, UserError
+from mmdemo.engines.workers import TorchWorkers, interruptible
+from mmdemo.errors import Cancelled, ContextOverflowError, UserError
 from mmdemo.grounding import processed_size
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,17 @@ class TransformersEngine(EngineBase):
 
     def __init__(
         self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None,
-        workers: TorchWorkers | None = None,
+        workers: TorchWorkers | None = None, max_image_tokens: int | None = None,
     ) -> None:
-        """``processor_kwargs`` default to mmdemo's per-device settings for the architecture (presets);
-        ``workers`` are the threads that run the model (shared with the speech model; default: one)."""
+        """``processor_kwargs`` default to mmdemo's per-device settings for the processor family (inputs);
+        ``workers`` are the threads that run the model (shared with the speech model; default: one);
+        ``max_image_tokens``: tokens one image may become (default: per device, ``inputs.IMAGE_TOKENS``)."""
         self.model_id = model_id
         self.device = device
         self.dtype = pick_dtype(device)
         self.processor_kwargs = processor_kwargs
+        self.max_image_tokens = max_image_tokens or IMAGE_TOKENS[device_kind(device)]
+        self._inputs: InputBuilder | None = None
         self.workers = workers or TorchWorkers()
         self._lock = threading.Lock()
         self._model = None
@@ -91,14 +94,16 @@ class TransformersEngine(EngineBase):
                 raise UserError(detail) from exc
             loaded = time.perf_counter() - started
             self._status = EngineStatus("loading", self.model_id, self.device, "warming up")
+            state, detail = "ready", ""
             try:
                 self._warm_up()
-            except Exception:  # the model is loaded; a failed warm-up only costs the first user time
+            except Exception as exc:  # loaded, but a test answer with an image failed: say so, keep serving
                 log.exception("warm-up of %s failed", self.model_id)
+                state, detail = "degraded", f"its test answer failed ({_short(exc)}); some requests may fail"
             warm = time.perf_counter() - started - loaded
             dtype = str(self.dtype).removeprefix("torch.")
-            detail = f"{dtype}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
-            self._status = EngineStatus("ready", self.model_id, self.device, detail)
+            detail = detail or f"{dtype}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
+            self._status = EngineStatus(state, self.model_id, self.device, detail)
             log.info("loaded %s on %s: %s", self.model_id, self.device, detail)
 
     def _progress(self, detail: str) -> None:
@@ -107,14 +112,12 @@ class TransformersEngine(EngineBase):
     def close(self) -> None:
         """Free the model's memory (host and GPU); the engine does not answer afterwards."""
         with self._lock:
-            self._model = self._processor = self._clock = None
+            self._model = self._processor = self._clock = self._inputs = None
             self._status = EngineStatus("failed", self.model_id, self.device, "unloaded")
         self.workers.run(_free_memory)
 
     def _load(self) -> None:
         config = AutoConfig.from_pretrained(self.model_id)
-        if self.processor_kwargs is None:
-            self.processor_kwargs = presets.processor_kwargs(config.model_type, self.device)
         if getattr(config, "enable_audio_output", False):
             config.enable_audio_output = False  # text out: omni models' speech head stays unloaded
         processor = AutoProcessor.from_pretrained(self.model_id)
@@ -122,6 +125,7 @@ class TransformersEngine(EngineBase):
         model = AutoModelForMultimodalLM.from_pretrained(self.model_id, config=config, dtype=self.dtype,
                                                          device_map=self.device)
         model.eval()
+        interruptible(model)
         feature_extractor = getattr(processor, "feature_extractor", None)
         rate = getattr(feature_extractor, "sampling_rate", 16000)
         text_config = model.config.get_text_config()
@@ -136,15 +140,22 @@ class TransformersEngine(EngineBase):
         self._image_token_id = _token_id(processor, "image_token")
         self._audio_token_id = _token_id(processor, "audio_token")
         self._clock = StageClock(model, self.device)
+        self._inputs = InputBuilder(processor, self.device, self.max_image_tokens, self._image_token_id,
+                                    self.processor_kwargs)
+        self._inputs.check_sanitizer(self._probe())
         self._processor = processor
         self._model = model
 
-    def _warm_up(self) -> None:
-        """One short answer through the whole path, so the first user does not pay for first-call costs."""
+    def _probe(self) -> list[dict]:
+        """A short request with every input the model takes: what the warm-up answers."""
         content: list[dict] = [{"type": "text", "text": "Hello!"}]
         if self._capabilities and self._capabilities.image:
             content.insert(0, {"type": "image", "image": Image.new("RGB", (64, 64), "white")})
-        for _ in self.stream([{"role": "user", "content": content}], GenerationParams(2, 0.0), threading.Event()):
+        return [{"role": "user", "content": content}]
+
+    def _warm_up(self) -> None:
+        """One short answer through the whole path, so the first user does not pay for first-call costs."""
+        for _ in self.stream(self._probe(), GenerationParams(2, 0.0), threading.Event()):
             pass
 
     def stream(
@@ -168,7 +179,7 @@ class TransformersEngine(EngineBase):
                 failure.append(exc)
                 streamer.end()
 
-        job = self.workers.submit(run)
+        job = self.workers.submit(run, cancel=cancel)
         try:
             for text in streamer:
                 if text:
@@ -207,6 +218,9 @@ class TransformersEngine(EngineBase):
                     stopping_criteria=StoppingCriteriaList([Watch(cancel, stats, started)]),
                     pad_token_id=self._processor.tokenizer.pad_token_id,
                 )
+        except Cancelled:  # stopped inside a forward pass (a long prefill, an encoder): the answer ends here
+            stats.cancelled = True
+            streamer.end()
         finally:
             stats.total_s = time.perf_counter() - started
             stats.finish_stages()
@@ -217,8 +231,9 @@ class TransformersEngine(EngineBase):
                 stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
             )
 
-    def score(self, messages: list[dict], answers: list[str]) -> list[float]:
-        """log P(answer | messages) of each answer as the model's whole reply (end of turn included)."""
+    def score(self, messages: list[dict], answers: list[str], cancel: threading.Event | None = None) -> list[float]:
+        """log P(answer | messages) of each answer as the model's whole reply (end of turn included); raises
+        ``Cancelled`` soon after ``cancel`` is set."""
         self.load()
 
         def run() -> list[float]:
@@ -229,7 +244,7 @@ class TransformersEngine(EngineBase):
             ids = answer_ids(self._processor.tokenizer, inputs["input_ids"][0].tolist(), answers, end)
             return answer_logprobs(model, inputs, ids)
 
-        return self.workers.run(run)
+        return self.workers.run(run, cancel=cancel)
 
     def seen_size(self, width: int, height: int) -> tuple[int, int]:
         """The size an image of ``width``×``height`` has once the processor has resized it: the frame of
@@ -238,17 +253,7 @@ class TransformersEngine(EngineBase):
         return processed_size(getattr(self._processor, "image_processor", None), width, height)
 
     def _prepare(self, messages: list[dict]) -> dict:
-        try:
-            # User text is encoded as plain text: typed special tokens ("<image>") cannot break the prompt.
-            inputs = self._processor.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-                sanitize_control_tokens=True,
-                processor_kwargs={"return_tensors": "pt", **self.processor_kwargs},
-            )
-        except (ValueError, TypeError) as exc:
-            log.exception("processor failed on the request")
-            raise UserError(f"The model's processor could not prepare this request: {exc}") from exc
-        return inputs.to(self.device, dtype=self.dtype)
+        return self._inputs.build(messages, self.dtype, self.device)
 
     def _check_context(self, prompt_tokens: int, max_new_tokens: int) -> int:
         limit = self._capabilities.context_tokens if self._capabilities else None
@@ -278,6 +283,12 @@ def _token_id(processor: object, name: str) -> int | None:
 def _has_audio_encoder(config: object) -> bool:
     thinker = getattr(config, "thinker_config", config)
     return getattr(thinker, "audio_config", None) is not None
+
+
+def _short(exc: Exception) -> str:
+    """An exception in one line of at most 160 characters, for the status line."""
+    text = (str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}").splitlines()[0]
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _load_error(model_id: str, exc: Exception) -> str:

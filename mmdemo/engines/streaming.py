@@ -44,10 +44,13 @@ class BatchingStreamer(TextIteratorStreamer):
         self._last = 0.0
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-        """Buffer ``text``; hand the buffer over when the interval has passed or the stream ends."""
+        """Buffer ``text``; hand the buffer over when the interval has passed or the stream ends (without the
+        replacement characters an unfinished multi-byte character decodes to)."""
         self._pending.append(text)
         now = time.monotonic()
         if stream_end or now - self._last >= self.interval:
             self._last = now
             joined, self._pending = "".join(self._pending), []
+            if stream_end:  # an answer cut at the token limit inside a character: drop its incomplete bytes
+                joined = joined.rstrip("\ufffd")
             super().on_finalized_text(joined, stream_end)

@@ -1,0 +1,151 @@
+"""How a request becomes model inputs: the processor's chat template, user text that cannot forge control
+tokens, image settings that follow the processor family, an image-token budget that holds for any
+checkpoint, and audio padded to the clips' length rather than the feature extractor's maximum."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+from PIL import Image
+
+from mmdemo.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Image tokens one image may become, per device: on a 2-core CPU each image token costs ~4 ms of prefill
+# for a 256M model, far more for larger ones; on a GPU detail (documents, charts) is worth more tokens.
+IMAGE_TOKENS = {"cpu": 256, "cuda": 1280}
+_WORD_JOINER = "\u2060"  # invisible; splits a control token typed by a user into plain text
+_AUDIO_PAD_S = 2  # clips are padded to a multiple of this (Qwen-Omni's audio encoder reads 2 s windows)
+
+
+def device_kind(device: str) -> str:
+    """``cuda`` for any CUDA device, else ``cpu``."""
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def image_settings(processor: object, max_tokens: int) -> dict:
+    """Call-time ``images_kwargs`` that keep one image within ``max_tokens`` for the processor families
+    whose size knobs mmdemo knows (others are held to the budget by :class:`InputBuilder`'s downscaling)."""
+    image_processor = getattr(processor, "image_processor", None)
+    if image_processor is None:
+        return {}
+    if hasattr(image_processor, "do_image_splitting") and hasattr(image_processor, "max_image_size"):
+        # Idefics3 / SmolVLM: the image is resized to ``size`` and cut into ``max_image_size`` tiles of
+        # ``image_seq_len`` tokens each, plus one downscaled global view.
+        tile = int(image_processor.max_image_size["longest_edge"])
+        per_tile = int(getattr(processor, "image_seq_len", 64))
+        side = math.isqrt(max(0, max_tokens // per_tile - 1))  # tiles per side, the global view kept
+        if side < 2:
+            return {"do_image_splitting": False, "size": {"longest_edge": tile}}
+        return {"do_image_splitting": True, "size": {"longest_edge": tile * side}}
+    merge = getattr(image_processor, "merge_size", None)
+    patch = getattr(image_processor, "patch_size", None)
+    if merge and patch and hasattr(image_processor, "temporal_patch_size"):
+        # Qwen2-VL family (Qwen2.5-VL, Qwen2.5-Omni, Qwen3-VL, Qwen3.5): one token per merged patch.
+        unit = (patch * merge) ** 2
+        return {"size": {"shortest_edge": min(unit * 4, max_tokens * unit), "longest_edge": max_tokens * unit}}
+    if hasattr(image_processor, "max_soft_tokens"):  # Gemma 4: a fixed menu of token counts
+        allowed = [n for n in (70, 140, 280, 560, 1120) if n <= max_tokens]
+        return {"max_soft_tokens": allowed[-1]} if allowed else {}
+    return {}
+
+
+class InputBuilder:
+    """Turns chat messages into the tensors ``generate`` takes, for one loaded processor."""
+
+    def __init__(self, processor: object, device: str, max_image_tokens: int,
+                 image_token_id: int | None, processor_kwargs: dict | None = None) -> None:
+        """``processor_kwargs`` replace mmdemo's own settings for the processor family when given."""
+        self.processor = processor
+        self.max_image_tokens = max_image_tokens
+        self.image_token_id = image_token_id
+        if processor_kwargs is None:
+            images = image_settings(processor, max_image_tokens)
+            processor_kwargs = {"images_kwargs": images} if images else {}
+        self.kwargs = processor_kwargs
+        self.sanitize = True  # the library's own control-token guard; off when this processor cannot use it
+        tokenizer = processor.tokenizer  # type: ignore[attr-defined]
+        self._control = sorted((t.content for t in tokenizer.added_tokens_decoder.values() if len(t.content) > 1),
+                               key=len, reverse=True)
+
+    def check_sanitizer(self, probe: list[dict]) -> None:
+        """Try the library's control-token guard on ``probe``; when this processor fails with it (Idefics3 in
+        transformers 5.24 needs offsets the marked encoding lacks), escape control tokens here instead."""
+        try:
+            self._template(probe, True)
+        except (ValueError, TypeError) as exc:
+            log.info("the processor cannot sanitize control tokens (%s); escaping them in user text instead", exc)
+            self.sanitize = False
+
+    def build(self, messages: list[dict], dtype: object, device: str) -> dict:
+        """The model's inputs for ``messages``; images are shrunk until each is within the token budget."""
+        try:
+            inputs = self._template(messages, self.sanitize)
+            for attempt in range(4):
+                over = self._image_tokens_per_image(inputs, messages)
+                if over is None or over <= self.max_image_tokens:
+                    break
+                if attempt == 3:
+                    raise UserError(
+                        f"This model turns each image into {over:.0f} tokens, more than the "
+                        f"{self.max_image_tokens} this server allows per image. Send text only, or start the "
+                        "app with a larger --max-image-tokens.")
+                scale = (self.max_image_tokens / over) ** 0.5 * 0.95
+                messages = _map_parts(messages, "image", lambda p, s=scale: {**p, "image": _scaled(p["image"], s)})
+                inputs = self._template(messages, self.sanitize)
+        except (ValueError, TypeError) as exc:
+            log.exception("processor failed on the request")
+            raise UserError(f"The model's processor could not prepare this request: {exc}") from exc
+        return inputs.to(device, dtype=dtype)
+
+    def _template(self, messages: list[dict], sanitize: bool) -> dict:
+        if not sanitize:
+            messages = _map_parts(messages, "text", lambda p: {**p, "text": self._escape(p["text"])})
+        kwargs = {**self.kwargs, **self._audio_kwargs(messages)}
+        return self.processor.apply_chat_template(  # type: ignore[attr-defined]
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+            sanitize_control_tokens=sanitize, processor_kwargs={"return_tensors": "pt", **kwargs},
+        )
+
+    def _escape(self, text: str) -> str:
+        for token in self._control:
+            if token in text:
+                text = text.replace(token, token[0] + _WORD_JOINER + token[1:])
+        return text
+
+    def _audio_kwargs(self, messages: list[dict]) -> dict:
+        """Whisper-style feature extractors pad every clip to their full window (300 s for Qwen2.5-Omni):
+        pad to the longest clip of the request instead."""
+        extractor = getattr(self.processor, "feature_extractor", None)
+        lengths = [len(part["audio"]) for part in _parts(messages) if part.get("type") == "audio"]
+        if not lengths or not hasattr(extractor, "n_samples"):
+            return {}
+        step = _AUDIO_PAD_S * extractor.sampling_rate
+        length = min(extractor.n_samples, -(-max(lengths) // step) * step)
+        return {"audio_kwargs": {**self.kwargs.get("audio_kwargs", {}), "max_length": length}}
+
+    def _image_tokens_per_image(self, inputs: dict, messages: list[dict]) -> float | None:
+        images = sum(part.get("type") == "image" for part in _parts(messages))
+        if not images or self.image_token_id is None:
+            return None
+        return int((inputs["input_ids"] == self.image_token_id).sum()) / images
+
+
+def _parts(messages: list[dict]) -> list[dict]:
+    return [part for m in messages if isinstance(m.get("content"), list) for part in m["content"]]
+
+
+def _map_parts(messages: list[dict], kind: str, fn: Callable[[dict], dict]) -> list[dict]:
+    """``messages`` with every part of type ``kind`` replaced by ``fn(part)``."""
+    def part(p: dict) -> dict:
+        return fn(p) if p.get("type") == kind else p
+
+    return [{**m, "content": [part(p) for p in m["content"]]} if isinstance(m.get("content"), list) else m
+            for m in messages]
+
+
+def _scaled(image: Image.Image, scale: float) -> Image.Image:
+    return image.resize((max(28, int(image.width * scale)), max(28, int(image.height * scale))), Image.BICUBIC)
