@@ -52,14 +52,15 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
     from mmdemo.engines.drawing import Drawer, unavailable
     from mmdemo.engines.local import TransformersEngine, resolve_device
     from mmdemo.engines.retrieval import Embedder
-    from mmdemo.engines.speech import Speaker
+    from mmdemo.engines.speech import Speaker, Voices
     from mmdemo.engines.workers import TorchWorkers
 
     device = resolve_device(settings.device)
     workers = TorchWorkers(settings.concurrency)  # every PyTorch call of the process runs on these threads
 
     def local_engine(model_id: str) -> TransformersEngine:
-        engine = TransformersEngine(model_id, device, workers=workers)
+        engine = TransformersEngine(model_id, device, workers=workers,
+                                    max_image_tokens=settings.max_image_tokens or None)
         engine.check()
         return engine
 
@@ -73,7 +74,7 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
         engine = local_engine(presets.resolve(settings.model, "chat", device))
         make_engine = None if settings.lock_model else local_engine
     asr = presets.resolve(settings.asr_model, "asr", device)
-    transcriber = WhisperTranscriber(asr, device, workers=workers) if asr else None
+    transcriber = WhisperTranscriber(asr, device, workers=workers, beams=settings.asr_beams) if asr else None
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
                     settings.max_context_audio)
     service = ChatService(engine, transcriber, budget, settings.max_new_tokens, make_engine)
@@ -81,7 +82,9 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
     tts, search, draw = (presets.resolve(getattr(settings, f"{role}_model"), role, device)
                          for role in ("tts", "search", "draw"))
     extras = Extras(
-        speaker=Speaker(tts, device, workers) if tts else None,
+        speaker=Voices({"en": Speaker(tts, device, workers)} |
+                       ({"zh": Speaker(settings.tts_model_zh, device, workers, "zh")} if settings.tts_model_zh else {})
+                       ) if tts else None,
         embedder=Embedder(search, device, workers) if search else None,
         draw_off=unavailable(draw, device),
     )

@@ -11,14 +11,14 @@ from mmdemo.errors import UserError
 if TYPE_CHECKING:  # the UI imports this module and must not import torch
     from mmdemo.engines.drawing import Drawer
     from mmdemo.engines.retrieval import Embedder
-    from mmdemo.engines.speech import Speaker
+    from mmdemo.engines.speech import Voices
 
 
 @dataclass
 class Extras:
     """Each is ``None`` when turned off; ``draw_off`` says why drawing is off."""
 
-    speaker: Speaker | None = None
+    speaker: Voices | None = None
     embedder: Embedder | None = None
     drawer: Drawer | None = None
     draw_off: str | None = None

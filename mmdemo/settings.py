@@ -21,7 +21,9 @@ class Settings:
     base_url: str | None = None
     api_key_env: str | None = None
     asr_model: str | None = None
+    asr_beams: int = 1
     tts_model: str | None = None
+    tts_model_zh: str | None = None
     search_model: str | None = None
     draw_model: str | None = None
     device: str = "auto"
@@ -29,6 +31,7 @@ class Settings:
     port: int = 7860
     max_new_tokens: int = 512
     max_image_pixels: int = 1024 * 1024
+    max_image_tokens: int = 0
     max_audio_seconds: float = 60.0
     max_context_images: int = 4
     max_context_audio: int = 4
@@ -47,7 +50,10 @@ _HELP = {
     "base_url": "with --engine openai: the server's URL ending in /v1; comma-separate several replicas",
     "api_key_env": "with --engine openai: name of the environment variable that holds the API key",
     "asr_model": "Whisper checkpoint used to transcribe speech for models without an audio encoder",
+    "asr_beams": "beam-search width of speech recognition (1: greedy, the fastest)",
     "tts_model": "text-to-speech checkpoint that reads answers aloud ('off' to turn speech off)",
+    "tts_model_zh": "text-to-speech checkpoint that reads Chinese sentences (default: none; they are skipped "
+                    "with a notice)",
     "search_model": "CLIP/SigLIP checkpoint of the Search tab ('off' to hide the tab)",
     "draw_model": "diffusers text-to-image checkpoint of the Draw tab (default: one on GPUs, off on CPUs)",
     "device": "where the model runs: auto (CUDA when available), cpu or cuda",
@@ -55,6 +61,8 @@ _HELP = {
     "port": "port to listen on",
     "max_new_tokens": "default and upper limit of tokens generated per answer",
     "max_image_pixels": "images are downscaled to at most this many pixels before the processor sees them",
+    "max_image_tokens": "tokens one image may become in the model's prompt (0: 256 on a CPU, 1280 on a GPU); "
+                        "images are resized to fit",
     "max_audio_seconds": "longer clips are trimmed to this length",
     "max_context_images": "images kept in the model's context; older ones are dropped with a notice",
     "max_context_audio": "audio clips kept in the model's context; older ones are dropped with a notice",
@@ -110,9 +118,12 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     args = vars(parser.parse_args(argv))
     args.setdefault("auth", os.environ.get(_env_name("auth")) or None)
     settings = Settings(**args)
-    for name in ("port", "max_new_tokens", "max_image_pixels", "concurrency", "max_file_mb", "session_limit"):
+    for name in ("port", "max_new_tokens", "max_image_pixels", "concurrency", "max_file_mb", "session_limit",
+                 "asr_beams"):
         if getattr(settings, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if settings.max_image_tokens < 0:
+        parser.error("--max-image-tokens must be 0 (the device's default) or positive")
     if settings.max_audio_seconds <= 0:
         parser.error("--max-audio-seconds must be positive")
     if settings.auth is not None and ":" not in settings.auth:

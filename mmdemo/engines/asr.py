@@ -1,27 +1,50 @@
-"""Speech recognition with a Whisper checkpoint, for chat models that have no audio encoder."""
+"""Speech recognition with a Whisper checkpoint, for chat models that have no audio encoder.
+
+Every transcription is bounded: greedy decoding (beams only when configured), new tokens in proportion
+to the clip's length, a time limit per 30 s window, and a stop at the next decoder layer once its
+request is stopped. Whisper with a published ``generation_config`` (``max_length`` 448, five beams in
+the pipeline) otherwise loops on music, noise or a random-weight model until 448 tokens per beam.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import math
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 
 import numpy as np
 
 from mmdemo.engines.lazy import LazyModel
 from mmdemo.engines.local import pick_dtype
 from mmdemo.engines.workers import TorchWorkers
-from mmdemo.errors import UserError
+from mmdemo.errors import Cancelled, UserError
 
 log = logging.getLogger(__name__)
+
+WINDOW_S = 30  # Whisper reads 30 s at a time; longer clips are cut into windows
+TOKENS_PER_S = 6  # fast speech is ~4 tokens a second; more than this is a decoding loop
+MIN_TOKENS = 16
+MAX_TOKENS = 440  # Whisper's decoder holds 448 positions, a few of them the prompt's
+TIME_PER_AUDIO_S = 1.0  # decoding time allowed per second of audio (plus TIME_BASE_S), per window
+TIME_BASE_S = 5.0
+
+
+def token_limit(seconds: float) -> int:
+    """New tokens allowed for one window of ``seconds`` of audio."""
+    return min(MAX_TOKENS, MIN_TOKENS + math.ceil(TOKENS_PER_S * min(seconds, WINDOW_S)))
 
 
 class WhisperTranscriber(LazyModel):
     """A transformers ``automatic-speech-recognition`` pipeline, loaded once, with a transcript cache.
 
     Earlier clips of a conversation are sent again on every turn; the cache (keyed by the samples'
-    hash) keeps them from being transcribed again.
+    hash) keeps them from being transcribed again, and requests for a clip that is being transcribed
+    wait for that transcription instead of starting another.
     """
 
     sampling_rate = 16000
@@ -29,12 +52,17 @@ class WhisperTranscriber(LazyModel):
     role = "speech-recognition"
 
     def __init__(
-        self, model_id: str, device: str = "cpu", cache_size: int = 128, workers: TorchWorkers | None = None
+        self, model_id: str, device: str = "cpu", cache_size: int = 128, workers: TorchWorkers | None = None,
+        beams: int = 1,
     ) -> None:
-        """``workers``: the threads that run PyTorch, shared with the chat model (see ``workers``)."""
+        """``workers``: the threads that run PyTorch, shared with the chat model (see ``workers``);
+        ``beams``: beam-search width (1: greedy, the fastest and the default)."""
         super().__init__(model_id, device, workers)
+        self.beams = max(1, beams)
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._cache_size = cache_size
+        self._guard = threading.Lock()  # the cache and the clips in flight
+        self._in_flight: dict[str, threading.Lock] = {}
 
     def _open(self) -> object:
         from transformers import pipeline
@@ -49,22 +77,53 @@ class WhisperTranscriber(LazyModel):
             "cannot be used with this chat model. Check --asr-model."
         )
 
-    def transcribe(self, samples: np.ndarray) -> str:
-        """Text of a mono float32 clip at 16 kHz (clips over 30 s are read in 30 s chunks)."""
+    def transcribe(self, samples: np.ndarray, cancel: threading.Event | None = None) -> str:
+        """Text of a mono float32 clip at 16 kHz (clips over 30 s are read in 30 s windows). Raises
+        ``Cancelled`` soon after ``cancel`` is set."""
         key = hashlib.sha1(samples.tobytes()).hexdigest()
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        self.load()
-        started = time.perf_counter()
-        with self._lock:
-            result = self.workers.run(
-                lambda: self._loaded({"raw": samples, "sampling_rate": self.sampling_rate}, chunk_length_s=30)
-            )
-        text = result["text"].strip()
-        log.info("transcribed %.1f s of audio in %.2f s", samples.size / self.sampling_rate,
-                 time.perf_counter() - started)
-        self._cache[key] = text
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._claim(key, cancel):
+            with self._guard:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
+            self.load()
+            text = self._run(samples, cancel)
+            with self._guard:
+                self._cache[key] = text
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return text
+
+    def _run(self, samples: np.ndarray, cancel: threading.Event | None) -> str:
+        seconds = samples.size / self.sampling_rate
+        limits = {"num_beams": self.beams, "max_new_tokens": token_limit(seconds),
+                  "max_time": TIME_BASE_S + TIME_PER_AUDIO_S * min(seconds, WINDOW_S)}
+        started = time.perf_counter()
+        try:
+            result = self.workers.run(
+                lambda: self._loaded({"raw": samples, "sampling_rate": self.sampling_rate},
+                                     chunk_length_s=WINDOW_S, generate_kwargs=limits),
+                cancel=cancel,
+            )
+        except Cancelled:
+            log.info("transcription of %.1f s of audio stopped after %.2f s", seconds, time.perf_counter() - started)
+            raise
+        log.info("transcribed %.1f s of audio in %.2f s", seconds, time.perf_counter() - started)
+        return result["text"].strip()
+
+    @contextlib.contextmanager
+    def _claim(self, key: str, cancel: threading.Event | None) -> Iterator[None]:
+        """Hold the right to transcribe the clip ``key``: one request at a time per clip; the others wait
+        (and stop waiting when their own request is stopped), then find its text in the cache."""
+        with self._guard:
+            lock = self._in_flight.setdefault(key, threading.Lock())
+        while not lock.acquire(timeout=0.05):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+        try:
+            yield
+        finally:
+            with self._guard:
+                lock.release()
+                if self._in_flight.get(key) is lock and not lock.locked():
+                    del self._in_flight[key]

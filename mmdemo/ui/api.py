@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import gradio as gr
 
 from mmdemo.chat import ChatService
+from mmdemo.engines.speech import SpokenAnswer
 from mmdemo.errors import UserError
 from mmdemo.extras import Extras
 from mmdemo.settings import Settings
@@ -32,29 +33,44 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
                                  top_p, []):
             if event.kind == "notice":
                 gr.Info(event.text)
-            elif event.kind == "text":
+            elif event.kind in ("text", "progress"):  # progress: a chance to notice a disconnect
                 answer += event.text
                 yield answer, history
         yield answer, [*history, user_message(text, files), {"role": "assistant", "content": answer}]
 
     def task_api(message: dict | None, task_key: str, prompt: str | None, labels: str, target: str,
-                 max_tokens: float, temperature: float) -> tuple[str, dict, str | None]:
+                 max_tokens: float, temperature: float) -> Iterator[tuple]:
         """One task on one message (no history): the answer, the result as JSON, the image with boxes."""
         if task_key not in TASKS:
             raise gr.Error(f"Unknown task {task_key!r}; the tasks are: {', '.join(TASKS)}.")
         text, files, label_list = prepare(message, [], task_key, prompt, labels, target)
-        events = list(turn_events(service, showcase, task_key, text, files, [], settings.system_prompt, max_tokens,
-                                  temperature, 1.0, label_list))
-        return api_result(task_key, text, events)
+        events = []
+        for event in turn_events(service, showcase, task_key, text, files, [], settings.system_prompt, max_tokens,
+                                 temperature, 1.0, label_list):
+            events.append(event)
+            if event.kind == "progress":  # long work on the way: a chance to notice a disconnect
+                yield gr.skip(), gr.skip(), gr.skip()
+        yield api_result(task_key, text, events)
 
     def speak_api(text: str) -> tuple[int, object]:
-        """``text`` read aloud by the voice model, as one clip."""
+        """``text`` read aloud by the voice model, as one clip; sentences no voice reads are skipped with a
+        notice, and text with nothing to read is refused (never an empty clip)."""
         if not (text or "").strip():
             raise gr.Error("Give the text to read aloud.")
+        spoken = SpokenAnswer(extras.speaker)
         try:
-            return extras.speaker.synthesize(text.strip()[:2000])
+            spoken.feed(text.strip()[:2000])
+            for _ in spoken.finish():
+                pass
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from exc
+        whole = spoken.whole()
+        if whole is None:
+            raise gr.Error(spoken.notes[0] if spoken.notes else "There was nothing to read aloud.",
+                           print_exception=False)
+        if spoken.notes:
+            gr.Info(f"{len(spoken.notes)} sentence(s) were not read: {spoken.notes[0]}")
+        return whole
 
     def session_limit(message: dict | None, history: list[dict], system: str, max_tokens: float,
                       temperature: float, top_p: float, request: gr.Request) -> list[dict]:
