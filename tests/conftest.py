@@ -23,12 +23,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tiny_extras import build_extras  # noqa: E402
 from tiny_models import build_all  # noqa: E402
+from tiny_realish import build_twins  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Paths of the tiny checkpoints: smolvlm, qwen2_5_omni, whisper."""
     return build_all(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def twins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny twins of the published defaults: their real tokenizers, templates and configs, tiny weights."""
+    return build_twins(tmp_path_factory.mktemp("twins"))
 
 
 CHROMIUM = os.environ.get("MMDEMO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

@@ -59,8 +59,12 @@ def build_clip(out: Path) -> None:
     remove_folder(out / "_tok")
 
 
-def build_vits(out: Path) -> None:
-    chars = list(" " + string.ascii_lowercase + "'.,!?-")
+_ZH_CHARS = " 你好世界今天气很不错我们一起去公园吧"  # a Chinese voice's alphabet (characters, as MMS voices read)
+
+
+def build_vits(out: Path, alphabet: str = " " + string.ascii_lowercase + "'.,!?-") -> None:
+    """A VITS voice whose vocabulary is ``alphabet`` (default: English letters and punctuation)."""
+    chars = list(alphabet)
     folder = out / "_tok"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(chars)}))
@@ -186,7 +190,8 @@ def build_grounding(out: Path, base: Path, steps: int = 300) -> None:
 
 
 BUILDERS: dict[str, Callable[[Path], None]] = {
-    "clip": build_clip, "vits": build_vits, "sd": build_sd, "qwen2_5_vl": build_qwen2_5_vl,
+    "clip": build_clip, "vits": build_vits, "vits_zh": lambda out: build_vits(out, _ZH_CHARS), "sd": build_sd,
+    "qwen2_5_vl": build_qwen2_5_vl,
     "grounding": lambda out: build_grounding(out, out.parent / "qwen2_5_vl"),
 }
 
