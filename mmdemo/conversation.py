@@ -18,6 +18,7 @@ from mmdemo import media
 from mmdemo.engines.base import Capabilities
 from mmdemo.errors import UserError
 
+MAX_FILES = 16  # files one message may carry (each is decoded; the budget keeps at most a few in the context)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -53,6 +54,12 @@ class Part:
 def clean_text(text: str) -> str:
     """Strip control characters (keeping newlines and tabs) and surrounding whitespace."""
     return _CONTROL.sub("", text or "").strip()
+
+
+def check_file_count(files: Sequence[str]) -> None:
+    """Refuse a message with more files than :data:`MAX_FILES`."""
+    if len(files) > MAX_FILES:
+        raise UserError(f"This message has {len(files)} files; send at most {MAX_FILES} at a time.")
 
 
 def parts_of(content: object, new: bool = False) -> list[Part]:
@@ -123,6 +130,7 @@ def build_messages(
     text = clean_text(text)
     if not text and not files:
         raise UserError("The message is empty. Type a question, or attach an image or an audio clip.")
+    check_file_count(files)
     turns = _turns(history, text, files)
     prepared = Prepared(messages=[], notices=_apply_budget(turns, budget))
     if system_prompt.strip():

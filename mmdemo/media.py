@@ -29,6 +29,7 @@ AUDIO_FORMATS = "WAV, FLAC, MP3, OGG/Opus, WebM, M4A/AAC"
 _AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".webm", ".m4a", ".aac", ".mp4", ".weba"}
 MIN_IMAGE_SIDE = 32  # vision encoders need a few patches; tinier images are upscaled
 MAX_ASPECT = 20  # wider or taller images are padded, as some processors refuse extreme ratios
+MIN_RATE, MAX_RATE = 1_000, 384_000  # audio sample rates accepted (telephone to studio)
 MAX_DECODE_PIXELS = 64_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 
 
@@ -75,7 +76,7 @@ def load_image(path: str | os.PathLike, max_pixels: int) -> Loaded:
                     f"The image '{name}' is {width}×{height} pixels, more than this demo decodes "
                     f"({MAX_DECODE_PIXELS // 1_000_000} megapixels). Please send a smaller image."
                 )
-            if getattr(opened, "n_frames", 1) > 1:
+            if getattr(opened, "is_animated", False):  # n_frames would walk every frame of a huge animation
                 notes.append(f"'{name}' is animated; the model sees its first frame only.")
             opened.seek(0)
             image = _to_rgb(ImageOps.exif_transpose(opened))
@@ -154,42 +155,44 @@ def _fit(image: Image.Image, max_pixels: int, name: str, notes: list[str]) -> Im
 
 
 def load_audio(path: str | os.PathLike, sampling_rate: int, max_seconds: float) -> Loaded:
-    """Decode any supported audio file to mono float32 at ``sampling_rate``, trimmed to ``max_seconds``."""
+    """Decode any supported audio file to mono float32 at ``sampling_rate``, trimmed to ``max_seconds`` (only
+    that much is decoded, however long the file says it is)."""
     name = display_name(path)
     if os.path.getsize(path) == 0:
         raise UserError(f"The audio file '{name}' is empty (0 bytes). Please record or attach the clip again.")
     try:
-        samples, rate = _decode(path)
+        samples, rate, longer = _decode(path, max_seconds)
+    except UserError:
+        raise
     except Exception as exc:
         log.info("unreadable audio %s: %s", name, exc)
         raise UserError(
             f"The audio file '{name}' could not be decoded: it is damaged or not audio. "
             f"Supported formats: {AUDIO_FORMATS}."
         ) from exc
-    if samples.size == 0 or rate <= 0:
+    if samples.size == 0:
         raise UserError(f"The audio file '{name}' holds no sound. Please record or attach the clip again.")
     samples = np.nan_to_num(samples.astype(np.float32, copy=False))
     if rate != sampling_rate:
         import soxr
 
         samples = soxr.resample(samples, rate, sampling_rate).astype(np.float32, copy=False)
-    notes = []
-    limit = int(max_seconds * sampling_rate)
-    if samples.size > limit:
-        notes.append(
-            f"'{name}' is {samples.size / sampling_rate:.0f} s long; only its first {max_seconds:.0f} s are used."
-        )
-        samples = samples[:limit]
-    return Loaded(np.clip(samples, -1.0, 1.0), notes)
+    notes = [f"'{name}' is longer than {max_seconds:.0f} s; only its first {max_seconds:.0f} s are used."
+             ] if longer else []
+    return Loaded(np.clip(samples[: int(max_seconds * sampling_rate)], -1.0, 1.0), notes)
 
 
-def _decode(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """soundfile first (WAV, FLAC, OGG, MP3); PyAV's bundled ffmpeg for the rest (WebM, M4A...)."""
+def _decode(path: str | os.PathLike, max_seconds: float) -> tuple[np.ndarray, int, bool]:
+    """Mono samples of at most ``max_seconds``, their rate, and whether the file goes on longer. soundfile
+    first (WAV, FLAC, OGG, MP3); PyAV's bundled ffmpeg for the rest (WebM, M4A...)."""
     import soundfile
 
     try:
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        return samples.mean(axis=1), int(rate)
+        with soundfile.SoundFile(path) as file:
+            rate = _check_rate(path, file.samplerate)
+            limit = int(max_seconds * rate)
+            samples = file.read(limit + 1, dtype="float32", always_2d=True).mean(axis=1)
+        return samples[:limit], rate, samples.size > limit
     except soundfile.LibsndfileError:
         pass
     import av
@@ -198,12 +201,24 @@ def _decode(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         if not container.streams.audio:
             raise ValueError("no audio stream")
         stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate or 16000
+        rate = _check_rate(path, stream.codec_context.sample_rate or 16000)
+        limit = int(max_seconds * rate)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks = [
-            out.to_ndarray().reshape(-1)
-            for frame in container.decode(stream)
-            for out in resampler.resample(frame)
-        ]
-        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), int(rate)
+        chunks, count = [], 0
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+                count += chunks[-1].size
+            if count > limit:
+                break
+        else:
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return samples[:limit], rate, samples.size > limit
+
+
+def _check_rate(path: str | os.PathLike, rate: int) -> int:
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise UserError(f"The audio file '{display_name(path)}' says it was recorded at {rate} samples per second, "
+                        f"outside what this demo reads ({MIN_RATE}–{MAX_RATE}). Please convert it to 16–48 kHz.")
+    return int(rate)

@@ -68,7 +68,7 @@ class WhisperTranscriber(LazyModel):
         from transformers import pipeline
 
         return pipeline("automatic-speech-recognition", model=self.model_id, device=self.device,
-                        dtype=pick_dtype(self.device))
+                        dtype=pick_dtype(self.device), ignore_warning=True)  # on 30 s windows: known, bounded
 
     def _failed(self, exc: Exception) -> UserError:
         log.exception("loading ASR model %s failed", self.model_id)
@@ -99,6 +99,7 @@ class WhisperTranscriber(LazyModel):
         limits = {"num_beams": self.beams, "max_new_tokens": token_limit(seconds),
                   "max_time": TIME_BASE_S + TIME_PER_AUDIO_S * min(seconds, WINDOW_S)}
         started = time.perf_counter()
+        log.info("transcribing %.1f s of audio", seconds)
         try:
             result = self.workers.run(
                 lambda: self._loaded({"raw": samples, "sampling_rate": self.sampling_rate},

@@ -32,23 +32,25 @@ def image_settings(processor: object, max_tokens: int) -> dict:
     image_processor = getattr(processor, "image_processor", None)
     if image_processor is None:
         return {}
+    size = getattr(image_processor, "size", None) or {}
     if hasattr(image_processor, "do_image_splitting") and hasattr(image_processor, "max_image_size"):
         # Idefics3 / SmolVLM: the image is resized to ``size`` and cut into ``max_image_size`` tiles of
         # ``image_seq_len`` tokens each, plus one downscaled global view.
         tile = int(image_processor.max_image_size["longest_edge"])
         per_tile = int(getattr(processor, "image_seq_len", 64))
         side = math.isqrt(max(0, max_tokens // per_tile - 1))  # tiles per side, the global view kept
-        if side < 2:
+        if side < 2 or not image_processor.do_image_splitting:
             return {"do_image_splitting": False, "size": {"longest_edge": tile}}
-        return {"do_image_splitting": True, "size": {"longest_edge": tile * side}}
+        return {"do_image_splitting": True, "size": {"longest_edge": min(tile * side, size["longest_edge"])}}
     merge = getattr(image_processor, "merge_size", None)
     patch = getattr(image_processor, "patch_size", None)
     if merge and patch and hasattr(image_processor, "temporal_patch_size"):
-        # Qwen2-VL family (Qwen2.5-VL, Qwen2.5-Omni, Qwen3-VL, Qwen3.5): one token per merged patch.
-        unit = (patch * merge) ** 2
-        return {"size": {"shortest_edge": min(unit * 4, max_tokens * unit), "longest_edge": max_tokens * unit}}
+        # Qwen2-VL family (Qwen2.5-VL, Qwen2.5-Omni, Qwen3-VL, Qwen3.5): one token per merged patch, between
+        # the checkpoint's own pixel limits (``size``'s edges are pixel counts here).
+        most = min(int(size["longest_edge"]), max_tokens * (patch * merge) ** 2)
+        return {"size": {"shortest_edge": min(int(size["shortest_edge"]), most), "longest_edge": most}}
     if hasattr(image_processor, "max_soft_tokens"):  # Gemma 4: a fixed menu of token counts
-        allowed = [n for n in (70, 140, 280, 560, 1120) if n <= max_tokens]
+        allowed = [n for n in (70, 140, 280, 560, 1120) if n <= min(max_tokens, image_processor.max_soft_tokens)]
         return {"max_soft_tokens": allowed[-1]} if allowed else {}
     return {}
 

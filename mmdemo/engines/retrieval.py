@@ -15,6 +15,7 @@ from mmdemo.engines.workers import TorchWorkers
 from mmdemo.errors import UserError
 
 CACHE_SIZE = 4096  # image vectors kept (a few MB)
+BATCH = 8  # images embedded in one job on the torch thread
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class Embedder(LazyModel):
         missing = [k for k in keyed if k not in found]
         if missing:
             images = [_image(keyed[k]) for k in missing]
-            vectors = self.workers.run(self._embed_images, images)
+            vectors = [v for start in range(0, len(images), BATCH)  # other requests' work runs between batches
+                       for v in self.workers.run(self._embed_images, images[start:start + BATCH])]
             with self._lock:
                 for key, vector in zip(missing, vectors, strict=True):
                     self._cache[key] = found[key] = vector

@@ -14,6 +14,7 @@ from mmdemo.extras import Extras
 from mmdemo.settings import Settings
 from mmdemo.showcase import ExampleCache
 from mmdemo.tasks import TASKS
+from mmdemo.ui.guard import session_guard
 from mmdemo.ui.turn import api_result, prepare, split, turn_events, user_message
 
 log = logging.getLogger(__name__)
@@ -72,18 +73,8 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
             gr.Info(f"{len(spoken.notes)} sentence(s) were not read: {spoken.notes[0]}")
         return whole
 
-    def session_limit(message: dict | None, history: list[dict], system: str, max_tokens: float,
-                      temperature: float, top_p: float, request: gr.Request) -> list[dict]:
-        """Refuse a request when its session already has ``settings.session_limit`` running or queued."""
-        busy = _session_events(demo, request.session_hash)  # validators run before the event is queued
-        if busy >= settings.session_limit:
-            log.info("session over its limit of %d requests in flight", settings.session_limit)
-        message_check = gr.validate(busy < settings.session_limit,
-                                    f"You already have {busy} requests in flight (the limit is "
-                                    f"{settings.session_limit}). Wait for them to finish or stop them.")
-        return [message_check] + [gr.validate(True, "")] * 5
-
-    model = dict(concurrency_id="model", concurrency_limit=settings.concurrency)
+    model = dict(concurrency_id="model", concurrency_limit=settings.concurrency,
+                 validator=session_guard(demo, settings.session_limit))
     with gr.Group(visible=False):
         api_history = gr.State([])
         chat_out = gr.Textbox()
@@ -91,15 +82,7 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
         task_out = [gr.Textbox(), gr.JSON(), gr.Image(type="filepath", format="png")]
         speak_in, speak_out = gr.Textbox(), gr.Audio(type="numpy", format="wav")
         gr.Button().click(chat_api, [textbox, api_history, *generation], [chat_out, api_history], api_name="chat",
-                          validator=session_limit, **model)
+                          **model)
         gr.Button().click(task_api, [textbox, *task_in, max_tokens, temperature], task_out, api_name="task", **model)
         if extras.speaker is not None:
             gr.Button().click(speak_api, [speak_in], [speak_out], api_name="speak", **model)
-
-
-def _session_events(demo: gr.Blocks, session_hash: str | None) -> int:
-    """Events of one session waiting in or being run by Gradio's queue."""
-    queue = demo._queue
-    waiting = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
-    running = [e for job in queue.active_jobs if job for e in job]
-    return sum(e.session_hash == session_hash for e in waiting + running)

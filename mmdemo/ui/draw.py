@@ -10,12 +10,13 @@ import gradio as gr
 from mmdemo.errors import UserError
 from mmdemo.extras import Extras
 from mmdemo.settings import Settings
+from mmdemo.ui.guard import session_guard
 from mmdemo.ui.page import I18N
 
 MAX_STEPS = 50
 
 
-def draw_tab(extras: Extras, settings: Settings) -> None:
+def draw_tab(demo: gr.Blocks, extras: Extras, settings: Settings) -> None:
     """Build the Draw tab (and the ``/draw`` API endpoint when drawing is on)."""
     t = I18N
     drawer = extras.drawer
@@ -36,6 +37,9 @@ def draw_tab(extras: Extras, settings: Settings) -> None:
         except GeneratorExit:
             cancel.set()
             raise
+        finally:
+            if stops.get(request.session_hash) is cancel:
+                del stops[request.session_hash]
 
     def stop(request: gr.Request) -> None:
         if request.session_hash in stops:
@@ -52,5 +56,5 @@ def draw_tab(extras: Extras, settings: Settings) -> None:
     progress = gr.Markdown(elem_id="draw-progress")
     image = gr.Image(label=t("tab_draw"), type="pil", format="png", interactive=False, height=512, elem_id="drawn")
     button.click(draw, [prompt, steps, seed], [progress, image], api_name="draw", concurrency_id="model",
-                 concurrency_limit=settings.concurrency)
+                 concurrency_limit=settings.concurrency, validator=session_guard(demo, settings.session_limit))
     stop_button.click(stop, None, None, queue=False, api_visibility="undocumented")

@@ -14,6 +14,7 @@ from mmdemo.extras import Extras
 from mmdemo.locales import UI
 from mmdemo.settings import Settings, credentials
 from mmdemo.showcase import ExampleCache
+from mmdemo.ui.guard import PlainRefusals
 from mmdemo.views import health_payload
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
@@ -62,7 +63,7 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
                 with gr.Tab(t("tab_search"), id="search"):
                     search_tab(demo, extras.embedder, settings, uploads)
             with gr.Tab(t("tab_draw"), id="draw"):
-                draw_tab(extras, settings)
+                draw_tab(demo, extras, settings)
     return demo
 
 
@@ -70,6 +71,7 @@ def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
     """Serve the page and ``/health``: queue sized by the settings, uploads capped, only assets/ readable
     besides uploads."""
     from fastapi.responses import JSONResponse
+    from starlette.middleware import Middleware
 
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
     demo.launch(
@@ -77,6 +79,7 @@ def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
         allowed_paths=[str(ASSETS)], share=False, theme=gr.themes.Soft(), css=CSS, js=PAGE_JS,
         auth=credentials(settings), i18n=I18N,
         footer_links=["api", "settings"], prevent_thread_lock=True,
+        app_kwargs={"middleware": [Middleware(PlainRefusals)]},
     )
 
     retrying = threading.Lock()

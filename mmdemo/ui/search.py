@@ -17,6 +17,7 @@ import gradio as gr
 from mmdemo import media
 from mmdemo.errors import UserError
 from mmdemo.settings import Settings
+from mmdemo.ui.guard import session_guard
 from mmdemo.ui.page import ASSETS, I18N
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 STORE = Path(tempfile.gettempdir()) / "mmdemo-gallery"
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_UPLOADS = 200  # images one visitor can add
+MAX_ADD = 16  # images one upload adds (each is decoded and embedded on the model's thread)
 
 
 def _demo_images() -> dict[str, tuple[str, str]]:
@@ -37,7 +39,7 @@ def _entries(demo: dict[str, tuple[str, str]], uploads: list[dict] | None) -> di
     """The gallery: the demo's images and the visitor's (entries from the browser are checked: a digest
     names a file in the store or it is ignored)."""
     found = dict(demo)
-    for item in uploads or []:
+    for item in (uploads if isinstance(uploads, list) else [])[-MAX_UPLOADS:]:  # the browser's list: any size
         digest = str(item.get("digest", "")) if isinstance(item, dict) else ""
         path = STORE / f"{digest}.png"
         if _DIGEST.match(digest) and path.is_file():
@@ -56,7 +58,11 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads:
 
     def add_images(files: list[str] | None, uploads: list[dict] | None) -> tuple[list[dict], list, None]:
         uploads = list(uploads or [])
-        for file in files or []:
+        files = list(files or [])
+        if len(files) > MAX_ADD:
+            gr.Warning(f"Only the first {MAX_ADD} of {len(files)} images were added; add the others in another upload.")
+            files = files[:MAX_ADD]
+        for file in files:
             try:
                 image = media.load_image(file, settings.max_image_pixels).data
             except UserError as exc:
@@ -104,10 +110,10 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads:
     with gr.Accordion(t("gallery"), open=True):
         add = gr.File(file_count="multiple", file_types=["image"], label=t("add_images"), elem_id="add-images")
         gallery = gr.Gallery(view(None), columns=6, height="auto", allow_preview=True, elem_id="gallery")
-    search_io = dict(fn=search, inputs=[query, query_image, uploads], outputs=[matches, scores],
-                     concurrency_id="model", concurrency_limit=settings.concurrency)
+    guarded = dict(concurrency_id="model", concurrency_limit=settings.concurrency,
+                   validator=session_guard(demo, settings.session_limit))
+    search_io = dict(fn=search, inputs=[query, query_image, uploads], outputs=[matches, scores], **guarded)
     button.click(api_name="search", **search_io)
     query.submit(api_visibility="undocumented", **search_io)
-    add.upload(add_images, [add, uploads], [uploads, gallery, add], api_name="add_images",
-               concurrency_id="model", concurrency_limit=settings.concurrency)
+    add.upload(add_images, [add, uploads], [uploads, gallery, add], api_name="add_images", **guarded)
     demo.load(view, [uploads], [gallery], api_visibility="undocumented")  # the visitor's images, after a reload

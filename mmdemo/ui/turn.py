@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from mmdemo.chat import ChatEvent, ChatService, Classification
+from mmdemo.conversation import check_file_count
 from mmdemo.engines.base import GenerationStats
 from mmdemo.engines.speech import SpokenAnswer, Voices, wav_bytes
 from mmdemo.errors import Cancelled, UserError
@@ -44,6 +45,7 @@ def prepare(message: dict | None, history: list[dict], task_key: str, prompt: st
         raise gr.Error(empty)
     label_list = parse_labels(labels or "")
     try:
+        check_file_count(files)
         composed = compose(task, prompt if prompt and prompt.strip() else task.prompt, text, label_list, target)
     except UserError as exc:
         raise gr.Error(str(exc), print_exception=False) from exc
