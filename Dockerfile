@@ -4,7 +4,7 @@
 # userland, and the host needs the NVIDIA driver and container toolkit.
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv && \
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ffmpeg && \
     rm -rf /var/lib/apt/lists/* && \
     useradd --create-home --uid 1000 mmdemo
 

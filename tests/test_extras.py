@@ -1,6 +1,7 @@
 """The optional models and task machinery on tiny random-weight checkpoints, through the real code paths."""
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from mmdemo.engines.drawing import Drawer, unavailable
 from mmdemo.engines.local import TransformersEngine
 from mmdemo.engines.retrieval import Embedder
 from mmdemo.engines.speech import Speaker, SpokenAnswer, Unsayable
+from mmdemo.errors import Cancelled
 from mmdemo.views import how_it_works
 
 
@@ -115,6 +117,36 @@ def test_switching_models_stops_answers_frees_the_old_model_and_loads_the_new(ti
     assert service.engine is not old and Path(service.engine.model_id).name == "qwen2_5_omni"
     service.warm_up()
     assert service.engine.status().state == "ready" and service.engine.capabilities.audio
+
+
+def test_a_model_switch_during_a_classification_stops_it_before_freeing_the_model(tiny):
+    old = TransformersEngine(str(tiny["smolvlm"]), "cpu")
+    service = ChatService(old, None, Budget(), 64, lambda model_id: TransformersEngine(model_id, "cpu"))
+    service.warm_up()
+    entered = threading.Event()
+
+    def slow_layer(module, args):  # each decoder layer takes 20 ms: twenty labels take seconds
+        entered.set()
+        time.sleep(0.02)
+
+    for layer in old._model.model.text_model.layers:
+        layer.register_forward_pre_hook(slow_layer)
+    outcome: list[object] = []
+
+    def classify() -> None:
+        try:
+            outcome.append(service.classify("Which?", [], [], "", [f"label {i}" for i in range(20)]))
+        except Exception as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=classify)
+    worker.start()
+    assert entered.wait(10)
+    started = time.monotonic()
+    service.switch(str(tiny["qwen2_5_omni"]))
+    worker.join(timeout=10)
+    assert isinstance(outcome[0], Cancelled) and time.monotonic() - started < 2.0
+    assert old._model is None and service.engine is not old
 
 
 def test_grounding_preset_architecture_scores_labels_and_maps_its_pixel_boxes(tiny_extras, tmp_path):

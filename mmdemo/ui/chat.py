@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -60,7 +61,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         history, shown, keep = chat[:-1], list(chat), gr.skip()
         give_back = gr.MultimodalTextbox(value=pending.get("typed"), interactive=True)
         stats, stop = GenerationStats(), stops.setdefault(request.session_hash, threading.Event())
-        voice = Voice(extras.speaker if speak else None)
+        voice = Voice(extras.speaker if speak else None, live)
         answer: dict | None = None
         last = 0.0
         try:
@@ -149,9 +150,11 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         with gr.Column(scale=1, min_width=260):
             controls = task_controls(t)
             speak = gr.Checkbox(False, label=t("speak"), visible=extras.speaker is not None, elem_id="speak")
-            spoken = gr.Audio(label=t("spoken"), streaming=True, autoplay=True, interactive=False, visible=False,
+            # Gradio streams audio through the ffmpeg program: without it each answer's clip comes at its end
+            live = shutil.which("ffmpeg") is not None
+            spoken = gr.Audio(label=t("spoken"), streaming=live, autoplay=True, interactive=False, visible=False,
                               elem_id="spoken")
-            speak.change(lambda on: gr.Audio(visible=on), [speak], [spoken], queue=False,
+            speak.change(lambda on: gr.Audio(visible=on and live), [speak], [spoken], queue=False,
                          api_visibility="undocumented")
     with gr.Accordion(t("settings"), open=False):
         system = gr.Textbox(label=t("system_prompt"), value=settings.system_prompt, lines=2)

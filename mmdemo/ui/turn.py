@@ -112,8 +112,10 @@ class Voice:
     """The spoken answer of one turn: sentences are read aloud as they complete (a stream of WAV chunks
     for the page's player), then the whole answer is saved as one clip for the chat."""
 
-    def __init__(self, voices: Voices | None) -> None:
+    def __init__(self, voices: Voices | None, live: bool = True) -> None:
+        """``live``: the page plays sentences as they are read (else only the whole answer is kept)."""
         self._spoken = SpokenAnswer(voices) if voices is not None else None
+        self._live = live
         self._path: str | None = None
         self._told = 0  # notes about skipped sentences already shown
 
@@ -124,7 +126,7 @@ class Voice:
 
     def ready(self) -> bytes | None:
         """Audio of the sentences finished so far and not yet played (``None``: nothing new)."""
-        if self._spoken is None:
+        if self._spoken is None or not self._live:
             return None
         try:
             return self._join(list(self._spoken.ready()))
@@ -142,7 +144,7 @@ class Voice:
                 if stop.is_set():
                     self.cancel()
                     return
-                chunk = self._join([clip])
+                chunk = self._join([clip]) if self._live else None
                 if chunk:
                     yield chunk
         except UserError as exc:
