@@ -68,7 +68,7 @@ class WhisperTranscriber(LazyModel):
         from transformers import pipeline
 
         return pipeline("automatic-speech-recognition", model=self.model_id, device=self.device,
-                        dtype=pick_dtype(self.device), ignore_warning=True)  # on 30 s windows: known, bounded
+                        dtype=pick_dtype(self.device))
 
     def _failed(self, exc: Exception) -> UserError:
         log.exception("loading ASR model %s failed", self.model_id)
@@ -103,7 +103,8 @@ class WhisperTranscriber(LazyModel):
         try:
             result = self.workers.run(
                 lambda: self._loaded({"raw": samples, "sampling_rate": self.sampling_rate},
-                                     chunk_length_s=WINDOW_S, generate_kwargs=limits),
+                                     chunk_length_s=WINDOW_S, generate_kwargs=limits,
+                                     ignore_warning=True),  # the pipeline's note on windows: known, bounded
                 cancel=cancel,
             )
         except Cancelled:
