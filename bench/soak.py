@@ -5,7 +5,8 @@
 Starts ``app.py`` on the tiny twins of the published defaults (their real tokenizers and processor
 files; ``tests/tiny_realish.py``) with voice and search on, sends the requests through the official
 Python client in turn (text, image, clip, a classification, a spoken answer, a search, a bad file),
-and prints the server's resident memory (RSS) after warm-up, after a first round and at the end.
+a new visitor (client session) every round, and prints the server's resident memory (RSS) after
+warm-up and after every ten rounds.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def main() -> None:
                         "--tts-model", str(twins["mms-tts-eng"]), "--search-model",
                         str(twins["clip-vit-base-patch32"]), ready="loaded search model")
         try:
-            client = Client(server.url, verbose=False)
+            client: Client | None = None
             kinds = [
                 ("text", lambda: client.predict({"text": "Hello!", "files": []}, max_tokens=16, api_name="/chat")),
                 ("image", lambda: client.predict({"text": "What is it?", "files": [handle_file(ASSETS / "scene.png")]},
@@ -68,9 +69,11 @@ def main() -> None:
             readings = [("after warm-up", rss_mb(server.proc.pid), 0)]
             started = time.monotonic()
             for i in range(args.requests):
+                if i % len(kinds) == 0:  # a new visitor every round: conversations stay short, as on a demo
+                    client = Client(server.url, verbose=False)
                 with contextlib.suppress(AppError):  # the bad file's refusal
                     kinds[i % len(kinds)][1]()
-                if i + 1 in (len(kinds) * 3, args.requests):
+                if (i + 1) % (len(kinds) * 10) == 0 or i + 1 == args.requests:
                     readings.append((f"after {i + 1} requests", rss_mb(server.proc.pid), i + 1))
             elapsed = time.monotonic() - started
         finally:

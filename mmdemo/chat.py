@@ -153,7 +153,8 @@ class ChatService:
             except ContextOverflowError:
                 if not history:
                     raise
-                history, dropped = _drop_oldest_turn(history), dropped + 1
+                for _ in range(max(1, dropped)):  # 1, 1, 2, 4... turns: a long history fits in few tries
+                    history, dropped = _drop_oldest_turn(history), dropped + 1
                 continue
             break
         if dropped:
