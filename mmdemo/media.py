@@ -52,13 +52,42 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 def media_kind(path: str | os.PathLike, mime_type: str | None = None) -> str:
-    """``"image"``, ``"audio"`` or ``"other"``, from the MIME type or the file name."""
+    """``"image"``, ``"audio"`` or ``"other"``: from the file's first bytes when they are a known format's
+    (browsers and the JavaScript client upload files named ``blob``), else from the MIME type or the name."""
+    sniffed = _sniff(path)
+    if sniffed:
+        return sniffed
     mime = mime_type or mimetypes.guess_type(str(path))[0] or ""
     if mime.startswith("image/"):
         return "image"
     if mime.startswith("audio/") or Path(path).suffix.lower() in _AUDIO_SUFFIXES:
         return "audio"
     return "other"
+
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+_AUDIO_MAGIC = (b"fLaC", b"OggS", b"ID3", b"#!AMR", b"\x1a\x45\xdf\xa3")  # \x1a\x45\xdf\xa3: WebM/Matroska
+_IMAGE_BRANDS = (b"avif", b"avis", *_HEIF_BRANDS)  # ISO media (ftyp) brands of pictures; others are clips
+
+
+def _sniff(path: str | os.PathLike) -> str | None:
+    """The kind a file's first bytes announce, or ``None`` (unknown, or no such file)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(32)
+    except OSError:
+        return None
+    if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return "image"
+    if head[:2] == b"BM" and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 108, 124):
+        return "image"
+    if head[4:8] == b"ftyp":
+        return "image" if head[8:12] in _IMAGE_BRANDS else "audio"
+    if head.startswith(_AUDIO_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WAVE"):
+        return "audio"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # an MPEG audio frame (MP3, ADTS AAC)
+        return "audio"
+    return None
 
 
 def load_image(path: str | os.PathLike, max_pixels: int) -> Loaded:

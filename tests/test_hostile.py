@@ -237,33 +237,38 @@ def test_a_crowd_at_the_session_limit_on_every_endpoint(app):
     still_serving(clients[0])
 
 
-def _silence(path, seconds: int) -> None:
-    soundfile.write(path, np.zeros(16000 * seconds, np.int16), 16000, format="FLAC")
+def _silence(path, seconds: int, click: int = 0) -> None:
+    """Silence with one click at sample ``click`` (a clip of its own: transcripts are cached by content)."""
+    samples = np.zeros(16000 * seconds, np.int16)
+    samples[click] = 1000
+    soundfile.write(path, samples, 16000, format="FLAC")
 
 
 def test_stop_or_a_disconnect_during_transcription_frees_the_model_thread(app, client, tmp_path):
-    clip = tmp_path / "ten_minutes.flac"
-    _silence(clip, 600)  # the random-weight Whisper writes to its token limit in each 30 s window
-    stopped_line = "transcription of 600.0 s of audio stopped"
+    clip, other = tmp_path / "ten_minutes.flac", tmp_path / "ten_more_minutes.flac"
+    _silence(clip, 600, click=1)  # the random-weight Whisper writes to its token limit in each 30 s window
+    _silence(other, 600, click=2)
+    began, stopped = "transcribing 600.0 s of audio", "transcription of 600.0 s of audio stopped"
+    seen = {line: app.log().count(line) for line in (began, stopped)}  # earlier tests may have logged them
     job = client.submit({"text": "", "files": [handle_file(clip)]}, "", 4, 0, 1, api_name="/chat")
-    _wait_for(app, "transcribing 600.0 s of audio", 1, within=30)
+    _wait_for(app, began, seen[began] + 1, within=30)
     time.sleep(0.5)
     job.cancel()
-    _wait_for(app, stopped_line, 1)
+    _wait_for(app, stopped, seen[stopped] + 1)
     started = time.monotonic()
     still_serving(client)
     assert time.monotonic() - started < 10
-    code = (  # a client that sends the clip and vanishes
+    code = (  # a client that sends the clip and vanishes once its transcription has begun
         "import os, time\n"
         "from gradio_client import Client, handle_file\n"
-        f"job = Client({app.url!r}, verbose=False).submit({{'text': '', 'files': [handle_file({str(clip)!r})]}},"
+        f"job = Client({app.url!r}, verbose=False).submit({{'text': '', 'files': [handle_file({str(other)!r})]}},"
         " '', 4, 0, 1, api_name='/chat')\n"
-        f"while open({str(app.log_path)!r}).read().count('transcribing 600.0 s') < 2: time.sleep(0.05)\n"
+        f"while open({str(app.log_path)!r}).read().count({began!r}) < {seen[began] + 2}: time.sleep(0.05)\n"
         "time.sleep(0.5)\n"
         "os._exit(0)\n"
     )
     subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
-    _wait_for(app, stopped_line, 2)
+    _wait_for(app, stopped, seen[stopped] + 2)
 
 
 def _wait_for(app: Server, line: str, count: int, within: float = 2.0) -> None:

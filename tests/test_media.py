@@ -159,6 +159,29 @@ def test_media_kind(name, mime, kind):
     assert media.media_kind(name, mime) == kind
 
 
+@pytest.mark.parametrize(("save", "kind"), [
+    (lambda p: Image.new("RGB", (8, 8)).save(p, format="PNG"), "image"),
+    (lambda p: Image.new("RGB", (8, 8)).save(p, format="JPEG"), "image"),
+    (lambda p: Image.new("RGB", (8, 8)).save(p, format="WEBP"), "image"),
+    (lambda p: Image.new("RGB", (8, 8)).save(p, format="BMP"), "image"),
+    (lambda p: soundfile.write(p, np.zeros(800, np.float32), 16000, format="WAV"), "audio"),
+    (lambda p: soundfile.write(p, np.zeros(800, np.float32), 16000, format="FLAC"), "audio"),
+    (lambda p: soundfile.write(p, np.zeros(800, np.float32), 16000, format="OGG"), "audio"),
+    (lambda p: p.write_text("BMW is a car maker, not a bitmap."), "other"),
+])
+def test_media_kind_reads_the_content_of_files_named_blob(tmp_path, save, kind):
+    path = tmp_path / "blob"  # how browsers and the JavaScript client name uploads
+    save(path)
+    assert media.media_kind(path) == kind
+    assert media.media_kind(path, "application/octet-stream") == kind
+
+
+def test_content_wins_over_a_misleading_name(tmp_path):
+    path = tmp_path / "photo.jpg"
+    soundfile.write(path, np.zeros(800, np.float32), 16000, format="WAV")
+    assert media.media_kind(path) == "audio"
+
+
 def test_very_large_jpeg_photo_decodes_at_reduced_scale(tmp_path):
     path = tmp_path / "108mp.jpg"
     Image.new("RGB", (12000, 9000), (30, 120, 200)).save(path, quality=50)
