@@ -166,8 +166,8 @@ def _convert(
     if part.kind == "other":
         if part.new:
             raise UserError(
-                f"'{name}' is neither an image nor an audio file. Attach images ({media.IMAGE_FORMATS}) "
-                f"or audio ({media.AUDIO_FORMATS})."
+                f"'{name}' is neither an image nor an audio file (its content was not recognised). Attach "
+                f"images ({media.IMAGE_FORMATS}) or audio ({media.AUDIO_FORMATS})."
             )
         return None
     if part.dropped:
