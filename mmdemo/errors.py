@@ -12,6 +12,12 @@ class ContextOverflowError(UserError):
     """The prompt is longer than the model reads; dropping earlier turns may make it fit."""
 
 
+def one_line(exc: Exception, limit: int = 160) -> str:
+    """An exception in one line of at most ``limit`` characters (a ``UserError`` by its message alone)."""
+    text = (str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}").splitlines()[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Cancelled(Exception):
     """Model work stopped early because its request was stopped (Stop, a disconnect, a model switch)."""
 

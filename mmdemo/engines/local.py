@@ -20,7 +20,7 @@ from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
 from mmdemo.engines.workers import TorchWorkers, interruptible
-from mmdemo.errors import Cancelled, ContextOverflowError, UserError
+from mmdemo.errors import Cancelled, ContextOverflowError, UserError, one_line
 from mmdemo.grounding import processed_size
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class TransformersEngine(EngineBase):
                 self._warm_up()
             except Exception as exc:  # loaded, but a test answer with an image failed: say so, keep serving
                 log.exception("warm-up of %s failed", self.model_id)
-                state, detail = "degraded", f"its test answer failed ({_short(exc)}); some requests may fail"
+                state, detail = "degraded", f"its test answer failed ({one_line(exc)}); some requests may fail"
             warm = time.perf_counter() - started - loaded
             dtype = str(self.dtype).removeprefix("torch.")
             detail = detail or f"{dtype}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
@@ -283,12 +283,6 @@ def _token_id(processor: object, name: str) -> int | None:
 def _has_audio_encoder(config: object) -> bool:
     thinker = getattr(config, "thinker_config", config)
     return getattr(thinker, "audio_config", None) is not None
-
-
-def _short(exc: Exception) -> str:
-    """An exception in one line of at most 160 characters, for the status line."""
-    text = (str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}").splitlines()[0]
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _load_error(model_id: str, exc: Exception) -> str:
