@@ -1,5 +1,7 @@
 """Every task, the voice, search and drawing through the running app's API (gradio_client), tiny models."""
 
+import json
+
 import httpx
 import pytest
 import soundfile
@@ -7,6 +9,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from helpers import ASSETS
 from PIL import Image
+
+from mmdemo.tasks import TASKS
 
 
 @pytest.fixture
@@ -134,3 +138,15 @@ def test_odd_api_values_are_bounded_or_refused(client, tmp_path):
     assert uploads == [] and len(gallery) == 2  # refused with a warning, the gallery unchanged
     with pytest.raises(AppError, match="Give the text"):
         client.predict("  ", api_name="/speak")
+
+
+def test_the_chat_endpoints_describe_themselves(tasks_app):
+    info = httpx.get(f"{tasks_app.url}gradio_api/info", timeout=10).json()["named_endpoints"]
+    chat, task = info["/chat"], info["/task"]
+    assert "translation_metadata" not in json.dumps([chat, task, info["/speak"]])  # plain English labels
+    assert [p["label"] for p in chat["parameters"]][:3] == ["message", "system prompt", "max new tokens"]
+    assert all(p["parameter_has_default"] for p in chat["parameters"] + task["parameters"])
+    assert [r["label"] for r in task["returns"]] == ["answer", "result", "image with boxes"]
+    choices = task["parameters"][1]["python_type"]["type"]
+    assert all(f"'{key}'" in choices for key in TASKS)  # the tasks are listed in the schema
+    assert chat["description"] and task["description"]

@@ -15,16 +15,15 @@ from mmdemo.settings import Settings
 from mmdemo.showcase import ExampleCache
 from mmdemo.tasks import TASKS
 from mmdemo.ui.guard import session_guard
+from mmdemo.ui.page import page_defaults
 from mmdemo.ui.turn import api_result, prepare, split, turn_events, user_message
 
 log = logging.getLogger(__name__)
 
 
 def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, extras: Extras,
-                  showcase: ExampleCache | None, textbox: gr.MultimodalTextbox,
-                  generation: list[gr.components.Component]) -> None:
-    """Wire the endpoints to hidden components; ``generation`` is [system, max tokens, temperature, top-p]."""
-    _, max_tokens, temperature, _ = generation
+                  showcase: ExampleCache | None) -> None:
+    """Wire the endpoints to hidden components of their own (plain English names and defaults in the schema)."""
 
     def chat_api(message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
                  top_p: float) -> Iterator[tuple[str, list[dict]]]:
@@ -75,14 +74,24 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
 
     model = dict(concurrency_id="model", concurrency_limit=settings.concurrency,
                  validator=session_guard(demo, settings.session_limit))
-    with gr.Group(visible=False):
+    tokens0, temperature0, top_p0 = page_defaults(settings)
+    with gr.Group(visible=False):  # the endpoints' own inputs and outputs: plain names and defaults in the schema
+        message = gr.MultimodalTextbox(label="message", file_count="multiple", max_plain_text_length=100_000)
+        system = gr.Textbox(settings.system_prompt, label="system prompt")
+        max_tokens = gr.Slider(1, settings.max_new_tokens, value=tokens0, step=1, label="max new tokens")
+        temperature = gr.Slider(0.0, 2.0, value=temperature0, label="temperature (0: greedy)")
+        top_p = gr.Slider(0.05, 1.0, value=top_p0, label="top-p")
         api_history = gr.State([])
-        chat_out = gr.Textbox()
-        task_in = [gr.Textbox(), gr.Textbox(), gr.Textbox(), gr.Textbox()]
-        task_out = [gr.Textbox(), gr.JSON(), gr.Image(type="filepath", format="png")]
-        speak_in, speak_out = gr.Textbox(), gr.Audio(type="numpy", format="wav")
-        gr.Button().click(chat_api, [textbox, api_history, *generation], [chat_out, api_history], api_name="chat",
-                          **model)
-        gr.Button().click(task_api, [textbox, *task_in, max_tokens, temperature], task_out, api_name="task", **model)
+        task_in = [gr.Dropdown(list(TASKS), value="chat", allow_custom_value=True, label="task"),
+                   gr.Textbox("", label="prompt (empty: the task's own)"),
+                   gr.Textbox("", label="labels, comma-separated (classify)"),
+                   gr.Textbox("", label="target (find objects: what to find; translate: the language)")]
+        task_out = [gr.Textbox(label="answer"), gr.JSON(label="result"),
+                    gr.Image(type="filepath", format="png", label="image with boxes")]
+        speak_in, speak_out = gr.Textbox(label="text"), gr.Audio(type="numpy", format="wav", label="speech")
+        gr.Button().click(chat_api, [message, api_history, system, max_tokens, temperature, top_p],
+                          [gr.Textbox(label="answer"), api_history], api_name="chat", **model,
+                          api_description="One turn of the conversation this session holds; the answer streams.")
+        gr.Button().click(task_api, [message, *task_in, max_tokens, temperature], task_out, api_name="task", **model)
         if extras.speaker is not None:
             gr.Button().click(speak_api, [speak_in], [speak_out], api_name="speak", **model)

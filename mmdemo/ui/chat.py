@@ -195,7 +195,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
     clear.click(request_stop, None, [textbox], queue=False, api_visibility="undocumented").then(
         lambda: ([], gr.MultimodalTextbox(value=None, interactive=True)), None, [chatbot, textbox],
         cancels=answering, queue=False, api_visibility="undocumented")
-    api_endpoints(demo, service, settings, extras, showcase, textbox, [system, max_tokens, temperature, top_p])
+    api_endpoints(demo, service, settings, extras, showcase)
     status_outputs = [status_line, timer, card, banner]
     timer.tick(status, None, status_outputs, queue=False, api_visibility="undocumented")
     demo.load(status, None, status_outputs, queue=False, api_visibility="undocumented")
