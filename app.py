@@ -59,8 +59,10 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
     workers = TorchWorkers(settings.concurrency)  # every PyTorch call of the process runs on these threads
 
     def local_engine(model_id: str) -> TransformersEngine:
-        engine = TransformersEngine(model_id, device, workers=workers,
-                                    max_image_tokens=settings.max_image_tokens or None)
+        return TransformersEngine(model_id, device, workers=workers, max_image_tokens=settings.max_image_tokens or None)
+
+    def checked_engine(model_id: str) -> TransformersEngine:  # the picker refuses a bad checkpoint at once
+        engine = local_engine(model_id)
         engine.check()
         return engine
 
@@ -71,8 +73,9 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
         api_key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
         engine = OpenAIEngine(base_urls(settings), settings.model, api_key)
     else:
+        # not checked here: the page comes up at once, and its status line says why a model cannot load
         engine = local_engine(presets.resolve(settings.model, "chat", device))
-        make_engine = None if settings.lock_model else local_engine
+        make_engine = None if settings.lock_model else checked_engine
     asr = presets.resolve(settings.asr_model, "asr", device)
     transcriber = WhisperTranscriber(asr, device, workers=workers, beams=settings.asr_beams) if asr else None
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
@@ -96,6 +99,7 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
 def main() -> None:
     """Parse settings, start loading the model, build the page and serve it."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("huggingface_hub").propagate = False  # it prints through its own handler: once, not twice
     settings = parse_settings()
     try:
         service, extras = build(settings)

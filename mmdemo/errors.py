@@ -12,6 +12,15 @@ class ContextOverflowError(UserError):
     """The prompt is longer than the model reads; dropping earlier turns may make it fit."""
 
 
+def shown_name(model_id: str) -> str:
+    """A model as users may see it: a Hub id as is, a local folder (existing or not) by its name only."""
+    from pathlib import Path
+
+    path = Path(model_id)
+    is_path = path.exists() or path.is_absolute() or model_id.startswith(".") or model_id.count("/") > 1
+    return path.name if is_path else model_id
+
+
 def one_line(exc: Exception, limit: int = 160) -> str:
     """An exception in one line of at most ``limit`` characters (a ``UserError`` by its message alone)."""
     text = (str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}").splitlines()[0]
@@ -27,9 +36,8 @@ def load_failed(role: str, model_id: str, exc: Exception) -> UserError:
     a missing checkpoint in one line, anything else with its traceback. The model's name stays a Hub id
     or a folder's name, never a server path."""
     import logging
-    from pathlib import Path
 
-    name = Path(model_id).name if Path(model_id).exists() else model_id
+    name = shown_name(model_id)
     logging.getLogger("mmdemo").warning("the %s model %s could not be loaded: %s", role, name, exc,
                                         exc_info=not isinstance(exc, OSError))
     reason = "no such checkpoint here or on the Hub" if isinstance(exc, OSError) else type(exc).__name__

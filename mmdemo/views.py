@@ -5,10 +5,9 @@ Plain functions of engine state (no gradio, no torch), so tests and the ``/healt
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mmdemo.chat import ChatService
 from mmdemo.engines.base import EngineStatus, GenerationStats
+from mmdemo.errors import shown_name
 from mmdemo.locales import live
 from mmdemo.presets import PRESETS
 from mmdemo.showcase import ExampleCache
@@ -18,7 +17,7 @@ SERVING = ("ready", "degraded")  # engine states in which requests are answered
 
 def model_name(status: EngineStatus) -> str:
     """The model as shown to users: a Hub id as is, a local folder by its name only (no server paths)."""
-    return Path(status.model).name if Path(status.model).exists() else status.model
+    return shown_name(status.model)
 
 
 def status_markdown(status: EngineStatus, lang: str = "en") -> str:
@@ -30,6 +29,8 @@ def banner_markdown(status: EngineStatus, showcase: ExampleCache | None, lang: s
     """The notice at the top of the page while the demo is not ready to answer at once ('' when it is)."""
     if status.state == "loading":
         return live(lang, "banner_loading")
+    if status.state == "failed" and status.detail != "unloaded":
+        return live(lang, "banner_failed", detail=status.detail)
     if showcase is not None and status.state == "ready" and showcase.state != "ready":
         return live(lang, "banner_examples", done=showcase.done, total=len(showcase.examples))
     return ""

@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -20,7 +19,7 @@ from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
 from mmdemo.engines.workers import TorchWorkers, interruptible
-from mmdemo.errors import Cancelled, ContextOverflowError, UserError, one_line
+from mmdemo.errors import Cancelled, ContextOverflowError, UserError, one_line, shown_name
 from mmdemo.grounding import processed_size
 
 log = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ class TransformersEngine(EngineBase):
                     self.workers.run(self._load)
             except Exception as exc:
                 detail = _load_error(self.model_id, exc)
-                log.exception("loading %s failed", self.model_id)
+                log.error("loading %s failed: %s", self.model_id, exc, exc_info=not isinstance(exc, OSError))
                 self._status = EngineStatus("failed", self.model_id, self.device, detail)
                 raise UserError(detail) from exc
             loaded = time.perf_counter() - started
@@ -286,11 +285,15 @@ def _has_audio_encoder(config: object) -> bool:
 
 
 def _load_error(model_id: str, exc: Exception) -> str:
-    where = "local folder" if Path(model_id).exists() else "model id"
+    """Why the model did not load and what to do, naming a local folder by its name only."""
+    name = shown_name(model_id)
+    where = "model id" if name == model_id else "local folder"
     if isinstance(exc, OSError):
-        return (f"Could not load the model from {where} '{model_id}': no usable checkpoint there "
-                "(check the name or path, and the network or Hugging Face cache for a Hub id).")
-    return f"Could not load the model from {where} '{model_id}': {type(exc).__name__}: {exc}"
+        return (f"Could not load the model from {where} '{name}': no usable checkpoint there, or the Hugging Face "
+                "Hub could not be reached. Check the name and the network; offline, set HF_HUB_OFFLINE=1 and "
+                "give a downloaded checkpoint's folder with --model. To try the demo without any download: "
+                "python tests/tiny_models.py tiny, then python app.py --model tiny/smolvlm --asr-model tiny/whisper.")
+    return f"Could not load the model from {where} '{name}': {one_line(exc)}"
 
 
 def _generate_error(exc: BaseException) -> Exception:
