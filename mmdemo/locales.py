@@ -63,7 +63,7 @@ UI: dict[str, dict[str, str]] = {
 LIVE: dict[str, dict[str, str]] = {
     "en": {
         "loading": "⏳ Loading **{name}** on {device}… the first answer waits until it is ready.",
-        "failed": "❌ **{name}** could not be loaded: {detail}",
+        "failed": "❌ **{name}** could not be loaded (the notice above says why).",
         "ready": "✅ **{name}** ready on {device} ({detail})",
         "degraded": "⚠️ **{name}** loaded on {device}, but {detail}.",
         "banner_loading": "⏳ **The model is loading.** Messages sent now are answered as soon as it is ready.",
@@ -76,7 +76,7 @@ LIVE: dict[str, dict[str, str]] = {
     },
     "zh-CN": {
         "loading": "⏳ 正在 {device} 上加载 **{name}**……第一个回答会等它就绪。",
-        "failed": "❌ **{name}** 无法加载：{detail}",
+        "failed": "❌ **{name}** 无法加载（原因见上方提示）。",
         "ready": "✅ **{name}** 已在 {device} 上就绪（{detail}）",
         "degraded": "⚠️ **{name}** 已在 {device} 上加载，但测试回答失败：{detail}。",
         "banner_loading": "⏳ **模型正在加载。** 现在发送的消息会在模型就绪后立即回答。",

@@ -290,9 +290,10 @@ def _load_error(model_id: str, exc: Exception) -> str:
     where = "model id" if name == model_id else "local folder"
     if isinstance(exc, OSError):
         return (f"Could not load the model from {where} '{name}': no usable checkpoint there, or the Hugging Face "
-                "Hub could not be reached. Check the name and the network; offline, set HF_HUB_OFFLINE=1 and "
-                "give a downloaded checkpoint's folder with --model. To try the demo without any download: "
-                "python tests/tiny_models.py tiny, then python app.py --model tiny/smolvlm --asr-model tiny/whisper.")
+                "Hub could not be reached. Check the name and the network; offline, set `HF_HUB_OFFLINE=1` and "
+                "give a downloaded checkpoint's folder with `--model`. To try the demo without any download: "
+                "`python tests/tiny_models.py tiny`, then "
+                "`python app.py --model tiny/smolvlm --asr-model tiny/whisper`.")
     return f"Could not load the model from {where} '{name}': {one_line(exc)}"
 
 
