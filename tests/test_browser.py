@@ -156,3 +156,14 @@ def test_showcase_example_click_answers_at_once_in_the_browser_language(browser,
     page.screenshot(path=str(shots / f"showcase-{locale}.png"))
     assert_not_blank(shots / f"showcase-{locale}.png", page.locator("#chat").bounding_box())
     context.close()
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_no_raw_translation_keys_on_the_page(browser, app, locale):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale=locale)
+    page = context.new_page()
+    page.goto(app.url)
+    page.wait_for_selector("#status:has-text('ready'), #status:has-text('就绪')", timeout=30_000)
+    text = page.inner_text("body")
+    assert "__i18n__" not in text and "translation_metadata" not in text, text[:2000]
+    context.close()

@@ -172,8 +172,9 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         for key, group in (("examples", examples), ("examples_zh", examples_zh)) if group
     ]
     if task_examples:  # each fills the input and picks its task
-        gr.Examples(examples=[[message, key] for message, key in task_examples], inputs=[textbox, controls.task],
-                    label=t("examples_tasks"))
+        picks = gr.Examples(examples=[[message, key] for message, key in task_examples],
+                            inputs=[textbox, controls.task], label=t("examples_tasks"))
+        picks.dataset.headers = ["", "Task · 任务"]  # Gradio shows a table's headers untranslated
     pending = gr.State()
 
     def answer(turn: gr.events.Dependency) -> gr.events.Dependency:
