@@ -43,7 +43,7 @@ def run_raw(engine: TransformersEngine, tokens: int) -> tuple[float, float]:
     started = time.perf_counter()
     inputs = engine._processor.apply_chat_template(
         _messages(), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-        processor_kwargs={"return_tensors": "pt", **engine.processor_kwargs},
+        processor_kwargs={"return_tensors": "pt", **engine._inputs.kwargs},  # mmdemo's image settings
     ).to(engine.device, dtype=engine.dtype)
     clock = Clock()
     with torch.inference_mode():

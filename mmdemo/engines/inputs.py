@@ -58,8 +58,8 @@ def image_settings(processor: object, max_tokens: int) -> dict:
 class InputBuilder:
     """Turns chat messages into the tensors ``generate`` takes, for one loaded processor."""
 
-    def __init__(self, processor: object, device: str, max_image_tokens: int,
-                 image_token_id: int | None, processor_kwargs: dict | None = None) -> None:
+    def __init__(self, processor: object, max_image_tokens: int, image_token_id: int | None,
+                 processor_kwargs: dict | None = None) -> None:
         """``processor_kwargs`` replace mmdemo's own settings for the processor family when given."""
         self.processor = processor
         self.max_image_tokens = max_image_tokens

@@ -139,7 +139,7 @@ class TransformersEngine(EngineBase):
         self._image_token_id = _token_id(processor, "image_token")
         self._audio_token_id = _token_id(processor, "audio_token")
         self._clock = StageClock(model, self.device)
-        self._inputs = InputBuilder(processor, self.device, self.max_image_tokens, self._image_token_id,
+        self._inputs = InputBuilder(processor, self.max_image_tokens, self._image_token_id,
                                     self.processor_kwargs)
         self._inputs.check_sanitizer(self._probe())
         self._processor = processor
