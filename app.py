@@ -49,8 +49,9 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
     """The engines (models load in the background, so the page is up at once), the chat service and the
     optional voice, search and drawing models."""
     from mmdemo.engines.asr import WhisperTranscriber
+    from mmdemo.engines.device import resolve_device
     from mmdemo.engines.drawing import Drawer, unavailable
-    from mmdemo.engines.local import TransformersEngine, resolve_device
+    from mmdemo.engines.local import TransformersEngine
     from mmdemo.engines.retrieval import Embedder
     from mmdemo.engines.speech import Speaker, Voices
     from mmdemo.engines.workers import TorchWorkers

@@ -62,13 +62,14 @@ DEFAULTS: dict[Role, dict[str, str | None]] = {
     "draw": {"cuda": "stable-diffusion-v1-5/stable-diffusion-v1-5", "cpu": None},
 }
 
-def _kind(device: str) -> str:
+def device_kind(device: str) -> str:
+    """``cuda`` for any CUDA device, else ``cpu``: the key of per-device defaults."""
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
 def default(role: Role, device: str) -> str | None:
     """The checkpoint used for ``role`` when its flag is not given (``None``: off on this device)."""
-    return DEFAULTS[role][_kind(device)]
+    return DEFAULTS[role][device_kind(device)]
 
 
 def resolve(name_or_id: str | None, role: Role, device: str) -> str | None:

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from mmdemo.engines.device import pick_dtype
 from mmdemo.engines.lazy import LazyModel
-from mmdemo.engines.local import pick_dtype
 from mmdemo.engines.workers import TorchWorkers
 from mmdemo.errors import Cancelled, UserError
 

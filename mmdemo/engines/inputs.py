@@ -21,11 +21,6 @@ _WORD_JOINER = "\u2060"  # invisible; splits a control token typed by a user int
 _AUDIO_PAD_S = 2  # clips are padded to a multiple of this (Qwen-Omni's audio encoder reads 2 s windows)
 
 
-def device_kind(device: str) -> str:
-    """``cuda`` for any CUDA device, else ``cpu``."""
-    return "cuda" if device.startswith("cuda") else "cpu"
-
-
 def image_settings(processor: object, max_tokens: int) -> dict:
     """Call-time ``images_kwargs`` that keep one image within ``max_tokens`` for the processor families
     whose size knobs mmdemo knows (others are held to the budget by :class:`InputBuilder`'s downscaling)."""

@@ -14,31 +14,17 @@ from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, St
 
 from mmdemo.engines.anatomy import StageClock, model_parts
 from mmdemo.engines.base import Capabilities, EngineBase, EngineStatus, GenerationParams, GenerationStats
-from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, device_kind
+from mmdemo.engines.device import pick_dtype
+from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
 from mmdemo.engines.workers import TorchWorkers, interruptible
 from mmdemo.errors import Cancelled, ContextOverflowError, UserError, one_line, shown_name
 from mmdemo.grounding import processed_size
+from mmdemo.presets import device_kind
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU on this machine.")
-    return device
-
-
-def pick_dtype(device: str) -> torch.dtype:
-    """bf16 on GPUs that have it and on CPUs that compute it natively (AVX-512 BF16 / AMX), else fp16/fp32."""
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
 
 
 class TransformersEngine(EngineBase):
