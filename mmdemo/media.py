@@ -190,7 +190,7 @@ def load_audio(path: str | os.PathLike, sampling_rate: int, max_seconds: float) 
     if os.path.getsize(path) == 0:
         raise UserError(f"The audio file '{name}' is empty (0 bytes). Please record or attach the clip again.")
     try:
-        samples, rate, longer = _decode(path, max_seconds)
+        samples, rate = _decode(path, max_seconds)
     except UserError:
         raise
     except Exception as exc:
@@ -201,7 +201,8 @@ def load_audio(path: str | os.PathLike, sampling_rate: int, max_seconds: float) 
         ) from exc
     if samples.size == 0:
         raise UserError(f"The audio file '{name}' holds no sound. Please record or attach the clip again.")
-    samples = np.nan_to_num(samples.astype(np.float32, copy=False))
+    limit = int(max_seconds * rate)
+    longer, samples = samples.size > limit, np.nan_to_num(samples[:limit].astype(np.float32, copy=False))
     if rate != sampling_rate:
         import soxr
 
@@ -211,17 +212,17 @@ def load_audio(path: str | os.PathLike, sampling_rate: int, max_seconds: float) 
     return Loaded(np.clip(samples[: int(max_seconds * sampling_rate)], -1.0, 1.0), notes)
 
 
-def _decode(path: str | os.PathLike, max_seconds: float) -> tuple[np.ndarray, int, bool]:
-    """Mono samples of at most ``max_seconds``, their rate, and whether the file goes on longer. soundfile
-    first (WAV, FLAC, OGG, MP3); PyAV's bundled ffmpeg for the rest (WebM, M4A...)."""
+def _decode(path: str | os.PathLike, max_seconds: float) -> tuple[np.ndarray, int]:
+    """Mono samples and their rate, decoded only a little past ``max_seconds`` (more samples than that
+    mean the file goes on longer). soundfile first (WAV, FLAC, OGG, MP3); PyAV's bundled ffmpeg for the
+    rest (WebM, M4A...)."""
     import soundfile
 
     try:
         with soundfile.SoundFile(path) as file:
             rate = _check_rate(path, file.samplerate)
             limit = int(max_seconds * rate)
-            samples = file.read(limit + 1, dtype="float32", always_2d=True).mean(axis=1)
-        return samples[:limit], rate, samples.size > limit
+            return file.read(limit + 1, dtype="float32", always_2d=True).mean(axis=1), rate
     except soundfile.LibsndfileError:
         pass
     import av
@@ -242,8 +243,7 @@ def _decode(path: str | os.PathLike, max_seconds: float) -> tuple[np.ndarray, in
                 break
         else:
             chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return samples[:limit], rate, samples.size > limit
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), rate
 
 
 def _check_rate(path: str | os.PathLike, rate: int) -> int:
