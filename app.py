@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
-import threading
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from mmdemo import presets
 from mmdemo.chat import ChatService
-from mmdemo.conversation import Budget
 from mmdemo.errors import UserError
 from mmdemo.extras import Extras
+from mmdemo.modalities import Budget
+from mmdemo.models import ModelManager
 from mmdemo.settings import Settings, base_urls, parse_settings
 from mmdemo.showcase import ExampleCache
-from mmdemo.zerogpu import on_gpu
 
 log = logging.getLogger("mmdemo")
 
@@ -81,8 +81,7 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
     transcriber = WhisperTranscriber(asr, device, workers=workers, beams=settings.asr_beams) if asr else None
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
                     settings.max_context_audio)
-    service = ChatService(engine, transcriber, budget, settings.max_new_tokens, make_engine)
-    service.respond = on_gpu(service.respond)  # ZeroGPU Spaces: each turn borrows the GPU; elsewhere a no-op
+    service = ChatService(ModelManager(engine, transcriber, make_engine), budget, settings.max_new_tokens)
     tts, search, draw = (presets.resolve(getattr(settings, f"{role}_model"), role, device)
                          for role in ("tts", "search", "draw"))
     extras = Extras(
@@ -112,17 +111,12 @@ def main() -> None:
     if settings.showcase:
         showcase = ExampleCache(service, EXAMPLES + EXAMPLES_ZH, settings.system_prompt,
                                 service.clamp(*page_defaults(settings)))
-    threading.Thread(target=_warm_up, args=(service, extras, showcase), name="mmdemo-load", daemon=True).start()
+    service.models.start_loading(then=functools.partial(_after_load, extras, showcase))
     launch(build_demo(service, settings, EXAMPLES, EXAMPLES_ZH, showcase, extras, TASK_EXAMPLES), settings, service)
 
 
-def _warm_up(service: ChatService, extras: Extras, showcase: ExampleCache | None) -> None:
-    """Load the models; in showcase mode, then answer the examples."""
-    try:
-        service.warm_up()
-    except UserError as exc:
-        log.error("%s", exc)
-        return
+def _after_load(extras: Extras, showcase: ExampleCache | None) -> None:
+    """Once the chat model is ready: load the side models; in showcase mode, answer the examples."""
     extras.warm_up()
     if showcase is not None:
         showcase.fill()

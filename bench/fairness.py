@@ -31,13 +31,16 @@ import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 import torch  # noqa: E402
 
-from mmdemo.chat import ChatService  # noqa: E402
-from mmdemo.conversation import Budget  # noqa: E402
+from mmdemo.chat import ChatService, Request  # noqa: E402
 from mmdemo.engines.asr import WhisperTranscriber  # noqa: E402
 from mmdemo.engines.base import GenerationParams  # noqa: E402
 from mmdemo.engines.local import TransformersEngine  # noqa: E402
 from mmdemo.engines.workers import TorchWorkers  # noqa: E402
 from mmdemo.errors import Cancelled  # noqa: E402
+from mmdemo.modalities import Budget  # noqa: E402
+from mmdemo.models import ModelManager  # noqa: E402
+from mmdemo.runner import start  # noqa: E402
+from mmdemo.turns import Turn  # noqa: E402
 
 QUESTION = "What is the capital of France?"
 
@@ -64,7 +67,8 @@ def first_token(service: ChatService, text: str, files: list[str], cancel: threa
     started = time.perf_counter()
     cancel = cancel or threading.Event()
     try:
-        for event in service.respond(text, files, [], "", GenerationParams(8, 0.0), cancel=cancel):
+        request = Request(Turn.user(text, files), params=GenerationParams(8, 0.0))
+        for event in start(service, request, cancel):
             if event.kind == "text":
                 break
     except Cancelled:
@@ -84,8 +88,8 @@ def main() -> None:
         soundfile.write(clip, (0.1 * np.random.default_rng(0).standard_normal(16000 * 60)).astype(np.float32), 16000)
         engine = TransformersEngine(str(chat), "cpu", workers=workers)
         transcriber = WhisperTranscriber(str(whisper), "cpu", workers=workers)
-        service = ChatService(engine, transcriber, Budget(), 64)
-        service.warm_up()
+        service = ChatService(ModelManager(engine, transcriber), Budget(), 64)
+        service.models.warm_up()
         transcriber.load()
         for run in range(args.runs):
             results.setdefault("B alone: text question, first token", []).append(first_token(service, QUESTION, []))

@@ -27,9 +27,12 @@ import soundfile  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from mmdemo.conversation import Budget, build_messages  # noqa: E402
+from mmdemo.conversation import build_messages  # noqa: E402
 from mmdemo.engines.base import GenerationParams, GenerationStats  # noqa: E402
 from mmdemo.engines.local import TransformersEngine  # noqa: E402
+from mmdemo.modalities import Budget  # noqa: E402
+from mmdemo.turns import Turn  # noqa: E402
+from mmdemo.ui.history import to_turns  # noqa: E402
 
 TOKENS = 32
 
@@ -39,7 +42,8 @@ def measure(engine: TransformersEngine, budget: Budget, files: list[str], histor
     """Median TTFT and decode speed of one turn through mmdemo's conversation and engine."""
     results = []
     for _ in range(runs):
-        prepared = build_messages(history or [], "Describe what you see and hear.", files, system_prompt="",
+        prepared = build_messages(to_turns(history or []), Turn.user("Describe what you see and hear.", files),
+                                  system_prompt="",
                                   capabilities=engine.capabilities, budget=budget)
         stats = GenerationStats()
         for _ in engine.stream(prepared.messages, GenerationParams(TOKENS, 0.0), threading.Event(), stats):
@@ -56,7 +60,8 @@ def table(title: str, header: str, rows: list[str]) -> None:
 
 def row(label: object, result: tuple[GenerationStats, float, float]) -> str:
     stats, ttft, speed = result
-    return (f"| {label} | {stats.prompt_tokens} ({stats.image_tokens} / {stats.audio_tokens}) | "
+    image, audio = stats.media_tokens.get("image", 0), stats.media_tokens.get("audio", 0)
+    return (f"| {label} | {stats.prompt_tokens} ({image} / {audio}) | "
             f"{ttft * 1000:.0f} ms | {speed:.1f} |")
 
 

@@ -26,13 +26,16 @@ import torch  # noqa: E402
 from common import IMAGE  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from mmdemo.chat import ChatService  # noqa: E402
-from mmdemo.conversation import Budget  # noqa: E402
-from mmdemo.engines.base import GenerationParams, GenerationStats  # noqa: E402
+from mmdemo.chat import ChatService, Request  # noqa: E402
+from mmdemo.engines.base import GenerationParams  # noqa: E402
 from mmdemo.engines.local import TransformersEngine  # noqa: E402
 from mmdemo.engines.retrieval import Embedder  # noqa: E402
 from mmdemo.engines.speech import Speaker  # noqa: E402
 from mmdemo.engines.workers import TorchWorkers  # noqa: E402
+from mmdemo.modalities import Budget  # noqa: E402
+from mmdemo.models import ModelManager  # noqa: E402
+from mmdemo.runner import start  # noqa: E402
+from mmdemo.turns import Turn  # noqa: E402
 
 SENTENCE = "The house stands on a green hill, and a red ball lies in the grass beside it."
 
@@ -82,21 +85,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_full_size(Path(tmp), workers)
         engine = TransformersEngine(args.model or str(paths["smolvlm"]), "cpu", workers=workers)
-        service = ChatService(engine, None, Budget(), 64)
-        service.warm_up()
-        labels = ["positive", "neutral", "negative"]
+        service = ChatService(ModelManager(engine), Budget(), 64)
+        service.models.warm_up()
+        labels = ("positive", "neutral", "negative")
+        text_only = Request(Turn.user("I loved this film."), labels=labels)
+        with_photo = Request(Turn.user("What kind of picture is this?", [str(IMAGE)]), labels=labels)
         rows.append(("classify, text, 3 labels", median(
-            lambda: service.classify("I loved this film.", [], [], "", labels), args.runs), "to the label"))
+            lambda: service.classify(text_only, threading.Event()), args.runs), "to the label"))
         rows.append(("classify, photo + text, 3 labels", median(
-            lambda: service.classify("What kind of picture is this?", [str(IMAGE)], [], "", labels), args.runs),
-            "to the label"))
+            lambda: service.classify(with_photo, threading.Event()), args.runs), "to the label"))
         stages: dict[str, float] = {}
 
         def first_token() -> None:
-            stats = GenerationStats()
-            for _ in service.respond("Describe this picture.", [str(IMAGE)], [], "", GenerationParams(1, 0.0), stats):
+            handle = start(service, Request(Turn.user("Describe this picture.", [str(IMAGE)]),
+                                            params=GenerationParams(1, 0.0)))
+            for _ in handle:
                 pass
-            stages.update(stats.stages)
+            stages.update(handle.stats.stages)
 
         rows.append(("caption, first token (for comparison)", median(first_token, args.runs), "to the first word"))
         speaker = Speaker(str(paths["vits"]), "cpu", workers)

@@ -1,27 +1,28 @@
-"""One chat turn, from the user's message to a stream of events; shared by the page and the API."""
+"""One turn, from a typed request to a stream of events; shared by the page and the API."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from mmdemo import media
-from mmdemo.conversation import Budget, Prepared, build_messages
+from mmdemo.conversation import Prepared, build_messages
 from mmdemo.engines.base import Engine, GenerationParams, GenerationStats
-from mmdemo.errors import ContextOverflowError, UserError
+from mmdemo.errors import ContextOverflowError
 from mmdemo.grounding import Box, parse_boxes, to_image
-from mmdemo.tasks import match_label
+from mmdemo.modalities import Budget
+from mmdemo.models import ModelManager
+from mmdemo.tasks import TASKS, Task, match_label
+from mmdemo.turns import Turn
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,16 +30,6 @@ HEARTBEAT_S = 0.25  # while a turn waits for long work (transcription, label sco
 # Threads that wait for that work on a turn's behalf, so the turn itself keeps reporting and notices a Stop
 # or a disconnect; the model work itself still runs on the torch threads.
 _HELPERS = ThreadPoolExecutor(64, thread_name_prefix="mmdemo-turn")
-
-
-class Transcriber(Protocol):
-    """Speech to text for models without an audio encoder."""
-
-    def load(self) -> None:
-        """Load the model (blocking, idempotent)."""
-
-    def transcribe(self, samples: np.ndarray, cancel: threading.Event | None = None) -> str:
-        """Text of a mono float32 clip at 16 kHz; raises ``Cancelled`` soon after ``cancel`` is set."""
 
 
 @dataclass(frozen=True)
@@ -61,47 +52,44 @@ class Classification:
     answer: str = ""  # the free-text answer, when the label was parsed from it
 
 
-class ChatService:
-    """Validates a turn, prepares the model's messages and streams the engine's answer."""
+@dataclass(frozen=True)
+class Request:
+    """One turn asked of the model: the new message, the conversation before it, the task (its prompt already
+    composed into the message), the generation settings, the system prompt and, to classify, the labels."""
 
-    def __init__(
-        self, engine: Engine, transcriber: Transcriber | None, budget: Budget, max_new_tokens: int,
-        make_engine: Callable[[str], Engine] | None = None,
-    ) -> None:
-        self.engine = engine
-        self.transcriber = transcriber
+    message: Turn
+    history: tuple[Turn, ...] = ()
+    task: Task = TASKS["chat"]
+    params: GenerationParams = field(default_factory=GenerationParams)
+    system: str = ""
+    labels: tuple[str, ...] = ()
+
+
+class TurnHandle:
+    """A running turn: iterate it for its events; it owns its statistics (readable live) and its cancel."""
+
+    def __init__(self, events: Callable[[TurnHandle], Iterator[ChatEvent]],
+                 cancel: threading.Event | None = None) -> None:
+        """``cancel``: an event that stops the turn when set elsewhere (the page's Stop); default: its own."""
+        self.stats = GenerationStats()
+        self.cancel_event = cancel or threading.Event()
+        self._events = events(self)
+
+    def __iter__(self) -> Iterator[ChatEvent]:
+        return self._events
+
+    def cancel(self) -> None:
+        """Stop the turn: the answer ends at the next token (or layer), and the stream finishes normally."""
+        self.cancel_event.set()
+
+
+class ChatService:
+    """Prepares the model's messages for a request and streams, scores or grounds the answer."""
+
+    def __init__(self, models: ModelManager, budget: Budget, max_new_tokens: int) -> None:
+        self.models = models
         self.budget = budget
         self.max_new_tokens = max_new_tokens
-        self.make_engine = make_engine  # builds an engine for another checkpoint (the model picker)
-        self._active: set[threading.Event] = set()
-        self._switching = threading.Lock()
-
-    def switch(self, model_id: str, wait_s: float = 30.0) -> None:
-        """Replace the chat model for everyone: answers in flight are stopped and the old model's memory is
-        freed; the new model loads on the next :meth:`warm_up` or request. Raises ``UserError`` at once when
-        ``model_id`` names no checkpoint (the old model then stays)."""
-        if self.make_engine is None:
-            raise UserError("This demo serves one fixed model; switching is turned off.")
-        with self._switching:
-            if model_id == self.engine.status().model and self.engine.status().state != "failed":
-                return
-            new = self.make_engine(model_id)
-            for cancel in list(self._active):
-                cancel.set()
-            deadline = time.monotonic() + wait_s
-            while self._active and time.monotonic() < deadline:
-                time.sleep(0.05)
-            old, self.engine = self.engine, new
-            close = getattr(old, "close", None)
-            if close is not None:
-                close()
-            log.info("switched the chat model to %s", model_id)
-
-    def warm_up(self) -> None:
-        """Load the chat model, then the speech model when the chat model cannot hear."""
-        self.engine.load()
-        if self.transcriber is not None and not self.engine.capabilities.audio:
-            self.transcriber.load()
 
     def clamp(self, max_new_tokens: float, temperature: float, top_p: float) -> GenerationParams:
         """Generation parameters from UI/API values, within sane bounds."""
@@ -111,43 +99,19 @@ class ChatService:
             top_p=float(min(max(0.01, top_p or 1.0), 1.0)),
         )
 
-    def respond(
-        self,
-        text: str,
-        files: Sequence[str],
-        history: Sequence[dict],
-        system_prompt: str,
-        params: GenerationParams,
-        stats: GenerationStats | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[ChatEvent]:
-        """Yield notices, transcripts and answer deltas. Setting ``cancel`` ends the answer early (the
+    def respond(self, request: Request, handle: TurnHandle) -> Iterator[ChatEvent]:
+        """Yield notices, transcripts and answer deltas. ``handle.cancel()`` ends the answer early (the
         stream then finishes normally); closing the iterator stops generation too."""
-        cancel = cancel or threading.Event()
-        with self._running(cancel):
-            yield from self._respond(text, files, history, system_prompt, params, stats, cancel)
+        with self.models.track(handle.cancel_event):
+            yield from self._respond(self.models.engine, request, handle)
 
-    @contextlib.contextmanager
-    def _running(self, cancel: threading.Event) -> Iterator[None]:
-        """Model work for one request: a model switch stops it (through ``cancel``) before freeing the model."""
-        self._active.add(cancel)
-        try:
-            yield
-        finally:
-            self._active.discard(cancel)
-
-    def _respond(
-        self, text: str, files: Sequence[str], history: Sequence[dict], system_prompt: str,
-        params: GenerationParams, stats: GenerationStats | None, cancel: threading.Event,
-    ) -> Iterator[ChatEvent]:
-        if self.engine.status().state == "loading":
+    def _respond(self, engine: Engine, request: Request, handle: TurnHandle) -> Iterator[ChatEvent]:
+        if engine.status().state == "loading":
             yield ChatEvent("notice", "The model is still loading; your message will be answered once it is ready.")
-        history = list(history)
-        dropped = 0
+        history, dropped, cancel = list(request.history), 0, handle.cancel_event
         while True:
-            prepared = yield from beside(
-                functools.partial(self._messages, history, text, files, system_prompt, cancel), cancel)
-            stream = self.engine.stream(prepared.messages, params, cancel, stats)
+            prepared = yield from beside(functools.partial(self._messages, engine, request, history, cancel), cancel)
+            stream = engine.stream(prepared.messages, request.params, cancel, handle.stats)
             try:
                 first = next(stream, None)  # the context is checked before the first token
             except ContextOverflowError:
@@ -174,32 +138,27 @@ class ChatService:
             cancel.set()
             stream.close()
 
-    def _messages(self, history: Sequence[dict], text: str, files: Sequence[str], system_prompt: str,
+    def _messages(self, engine: Engine, request: Request, history: Sequence[Turn],
                   cancel: threading.Event) -> Prepared:
         """The model's messages for this turn, media within the budget, clips transcribed when it cannot hear
         (waits for the model first, or raises its load error)."""
-        transcribe = (functools.partial(self.transcriber.transcribe, cancel=cancel)
-                      if self.transcriber is not None else None)
-        return build_messages(history, text, files, system_prompt=system_prompt,
-                              capabilities=self.engine.capabilities, budget=self.budget, transcribe=transcribe)
+        transcriber = self.models.transcriber
+        transcribe = functools.partial(transcriber.transcribe, cancel=cancel) if transcriber is not None else None
+        return build_messages(history, request.message, system_prompt=request.system,
+                              capabilities=engine.capabilities, budget=self.budget, transcribe=transcribe)
 
-    def classify(self, text: str, files: Sequence[str], history: Sequence[dict], system_prompt: str,
-                 labels: list[str], cancel: threading.Event | None = None) -> Classification:
-        """One label for the message: the most likely under the model (log-probabilities of each label as
-        the whole answer, normalised over the labels), or, for engines without them, parsed from a greedy
-        answer. Raises ``Cancelled`` soon after ``cancel`` is set (Stop, a model switch)."""
-        cancel = cancel or threading.Event()
-        with self._running(cancel):
-            return self._classify(text, files, history, system_prompt, labels, cancel)
-
-    def _classify(self, text: str, files: Sequence[str], history: Sequence[dict], system_prompt: str,
-                  labels: list[str], cancel: threading.Event) -> Classification:
-        prepared = self._messages(history, text, files, system_prompt, cancel)
-        score = getattr(self.engine, "score", None)
-        if score is None:
-            answer = "".join(self.engine.stream(prepared.messages, GenerationParams(32, 0.0), cancel))
-            return Classification(match_label(answer, labels), None, answer.strip())
-        logps = np.array(score(prepared.messages, labels, cancel))
+    def classify(self, request: Request, cancel: threading.Event) -> Classification:
+        """One of ``request.labels`` for the message: the most likely under the model (log-probabilities of
+        each label as the whole answer, normalised over the labels), or, for engines without them, parsed from
+        a greedy answer. Raises ``Cancelled`` soon after ``cancel`` is set (Stop, a model switch)."""
+        labels = list(request.labels)
+        with self.models.track(cancel):
+            engine = self.models.engine
+            prepared = self._messages(engine, request, request.history, cancel)
+            if not engine.capabilities.logprobs:
+                answer = "".join(engine.stream(prepared.messages, GenerationParams(32, 0.0), cancel))
+                return Classification(match_label(answer, labels), None, answer.strip())
+            logps = np.array(engine.score(prepared.messages, labels, cancel))
         probs = np.exp(logps - logps.max())
         probs /= probs.sum()
         return Classification(labels[int(probs.argmax())], {k: float(p) for k, p in zip(labels, probs, strict=True)})
@@ -208,9 +167,7 @@ class ChatService:
         """The image as the model saw it (normalised) and the answer's boxes in its pixels."""
         image = media.load_image(image_path, self.budget.max_image_pixels).data
         raw, frame = parse_boxes(answer)
-        seen_size = getattr(self.engine, "seen_size", None)
-        seen = seen_size(*image.size) if seen_size is not None else image.size
-        return image, to_image(raw, frame, seen, image.size)
+        return image, to_image(raw, frame, self.models.engine.seen_size(*image.size), image.size)
 
 
 def beside(fn: Callable[[], T], cancel: threading.Event) -> Generator[ChatEvent, None, T]:
@@ -229,9 +186,9 @@ def beside(fn: Callable[[], T], cancel: threading.Event) -> Generator[ChatEvent,
         raise
 
 
-def _drop_oldest_turn(history: list[dict]) -> list[dict]:
+def _drop_oldest_turn(history: list[Turn]) -> list[Turn]:
     """History without its first user message and everything up to the next user message."""
     rest = history[1:]
-    while rest and rest[0].get("role") != "user":
+    while rest and rest[0].role != "user":
         rest = rest[1:]
     return rest

@@ -8,25 +8,24 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from mmdemo.conversation import parts_of
+from mmdemo.turns import Turn
 
 
-def export_conversation(history: list[dict], model: str) -> Path:
+def export_conversation(history: list[Turn], model: str) -> Path:
     """Write ``conversation.zip`` (conversation.md, conversation.json, media/) into a new temp folder."""
     folder = Path(tempfile.mkdtemp(prefix="mmdemo-export-"))
     media_dir = folder / "media"
     media_dir.mkdir()
     messages, lines = [], [f"# Conversation with {model}", ""]
-    for message in history:
-        title = (message.get("metadata") or {}).get("title")
-        entry: dict = {"role": message.get("role"), "content": []}
-        if title:
-            entry["note"] = title
-        for part in parts_of(message.get("content")):
+    for turn in history:
+        entry: dict = {"role": turn.role, "content": []}
+        if turn.note:
+            entry["note"] = turn.note
+        for part in turn.parts:
             if part.kind == "text":
-                entry["content"].append({"type": "text", "text": part.value})
+                entry["content"].append({"type": "text", "text": part.text})
                 continue
-            source = Path(part.value)
+            source = Path(part.path)
             name = f"{len(list(media_dir.iterdir())) + 1:02d}-{source.name}"
             if source.is_file():
                 shutil.copyfile(source, media_dir / name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import mimetypes
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,6 @@ IMAGE_FORMATS = "PNG, JPEG, WebP, AVIF, GIF, BMP, TIFF"
 _PILLOW_FORMATS = ["PNG", "JPEG", "WEBP", "AVIF", "GIF", "BMP", "TIFF"]  # JPEG's opener also reads MPO
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
 AUDIO_FORMATS = "WAV, FLAC, MP3, OGG/Opus, WebM, M4A/AAC"
-_AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".webm", ".m4a", ".aac", ".mp4", ".weba"}
 MIN_IMAGE_SIDE = 32  # vision encoders need a few patches; tinier images are upscaled
 MAX_ASPECT = 20  # wider or taller images are padded, as some processors refuse extreme ratios
 MIN_RATE, MAX_RATE = 1_000, 384_000  # audio sample rates accepted (telephone to studio)
@@ -51,27 +49,13 @@ def file_digest(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def media_kind(path: str | os.PathLike, mime_type: str | None = None) -> str:
-    """``"image"``, ``"audio"`` or ``"other"``: from the file's first bytes when they are a known format's
-    (browsers and the JavaScript client upload files named ``blob``), else from the MIME type or the name."""
-    sniffed = _sniff(path)
-    if sniffed:
-        return sniffed
-    mime = mime_type or mimetypes.guess_type(str(path))[0] or ""
-    if mime.startswith("image/"):
-        return "image"
-    if mime.startswith("audio/") or Path(path).suffix.lower() in _AUDIO_SUFFIXES:
-        return "audio"
-    return "other"
-
-
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 _AUDIO_MAGIC = (b"fLaC", b"OggS", b"ID3", b"#!AMR", b"\x1a\x45\xdf\xa3")  # \x1a\x45\xdf\xa3: WebM/Matroska
 _IMAGE_BRANDS = (b"avif", b"avis", *_HEIF_BRANDS)  # ISO media (ftyp) brands of pictures; others are clips
 
 
-def _sniff(path: str | os.PathLike) -> str | None:
-    """The kind a file's first bytes announce, or ``None`` (unknown, or no such file)."""
+def sniff(path: str | os.PathLike) -> str | None:
+    """The kind (``"image"``, ``"audio"``) a file's first bytes announce, or ``None`` (unknown, or no such file)."""
     try:
         with open(path, "rb") as file:
             head = file.read(32)

@@ -1,20 +1,18 @@
-"""One turn of a task: the chat turn, then the task's result made from the answer (a label, boxes)."""
+"""How each kind of task result is made: one run function per ``Task.output`` (streamed text, a label, boxes),
+and :func:`start`, which gives back the turn's handle."""
 
 from __future__ import annotations
 
 import functools
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmdemo import media
-from mmdemo.chat import ChatEvent, ChatService, Classification, beside
-from mmdemo.conversation import parts_of
-from mmdemo.engines.base import GenerationParams, GenerationStats
+from mmdemo.chat import ChatEvent, ChatService, Classification, Request, TurnHandle, beside
 from mmdemo.grounding import Box, draw_boxes, export_json
-from mmdemo.tasks import Task
+from mmdemo.turns import files_of
 
 NO_BOXES = ("No boxes found in the answer. Models trained for grounding (the Qwen2.5-VL presets) write "
             "them; others usually do not.")
@@ -29,13 +27,6 @@ class Grounded:
     boxes: list[Box]
 
 
-def last_image(files: Sequence[str], history: Sequence[dict]) -> str | None:
-    """The newest image of the turn, or of the conversation before it."""
-    paths = [p.value for m in history for p in parts_of(m.get("content")) if p.kind == "image"]
-    paths += [f for f in files if media.media_kind(f) == "image"]
-    return paths[-1] if paths else None
-
-
 def label_text(result: Classification) -> str:
     """The label as the chat shows it, with each label's probability when the model gave them."""
     if result.probabilities is None:
@@ -46,29 +37,28 @@ def label_text(result: Classification) -> str:
     return f"**{result.label}** · {ranked[0][1]:.0%} confidence\n\n| label | probability |\n|---|---|\n{rows}"
 
 
-def run_task(
-    service: ChatService, task: Task, text: str, files: Sequence[str], history: Sequence[dict], system: str,
-    params: GenerationParams, labels: list[str], stats: GenerationStats | None = None,
-    cancel: threading.Event | None = None,
-) -> Iterator[ChatEvent]:
-    """The turn's events as :meth:`ChatService.respond` yields them, then a ``label`` or ``boxes`` event."""
-    if task.output == "label":
-        cancel = cancel or threading.Event()
-        result = yield from beside(
-            functools.partial(service.classify, text, files, history, system, labels, cancel), cancel)
-        yield ChatEvent("label", label_text(result), data=result)
-        return
+def run_text(service: ChatService, request: Request, handle: TurnHandle) -> Iterator[ChatEvent]:
+    """The answer, streamed."""
+    return service.respond(request, handle)
+
+
+def run_label(service: ChatService, request: Request, handle: TurnHandle) -> Iterator[ChatEvent]:
+    """One label of the task's set, with its probabilities where the engine gives them."""
+    result = yield from beside(functools.partial(service.classify, request, handle.cancel_event), handle.cancel_event)
+    yield ChatEvent("label", label_text(result), data=result)
+
+
+def run_boxes(service: ChatService, request: Request, handle: TurnHandle) -> Iterator[ChatEvent]:
+    """The answer, streamed, then the boxes it names drawn on the newest image and exported as JSON."""
     answer = ""
-    for event in service.respond(text, files, history, system, params, stats, cancel):
+    for event in service.respond(request, handle):
         answer += event.text if event.kind == "text" else ""
         yield event
-    if task.output != "boxes":
-        return
-    source = last_image(files, history)
-    if source is None:
+    images = files_of([*request.history, request.message], "image")
+    if not images:
         yield ChatEvent("notice", "Attach an image to find objects in.")
         return
-    image, boxes = service.boxes(answer, source)
+    image, boxes = service.boxes(answer, images[-1].path)
     if not boxes:
         yield ChatEvent("boxes", NO_BOXES, data=None)
         return
@@ -79,13 +69,11 @@ def run_task(
     yield ChatEvent("boxes", f"Found {len(boxes)} box(es): {names}.", data=found)
 
 
-def missing_input(task: Task, files: Sequence[str], history: Sequence[dict]) -> str | None:
-    """Why the task cannot run on this turn (it needs an image or a clip that neither the turn nor the
-    conversation has), or ``None``."""
-    if task.needs is None:
-        return None
-    kinds = {p.kind for m in history for p in parts_of(m.get("content"))} | {media.media_kind(f) for f in files}
-    if task.needs in kinds:
-        return None
-    what = "an image" if task.needs == "image" else "an audio clip (attach one or record with the microphone)"
-    return f"The task “{task.label}” needs {what}. Attach one, then send again."
+RUNS: dict[str, Callable[[ChatService, Request, TurnHandle], Iterator[ChatEvent]]] = {
+    "text": run_text, "label": run_label, "boxes": run_boxes,
+}
+
+
+def start(service: ChatService, request: Request, cancel: threading.Event | None = None) -> TurnHandle:
+    """The turn for ``request``, run as its task says; iterate the handle for its events."""
+    return TurnHandle(lambda handle: RUNS[request.task.output](service, request, handle), cancel)

@@ -13,8 +13,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
-from mmdemo.chat import ChatEvent, ChatService
+from mmdemo.chat import ChatEvent, ChatService, Request, TurnHandle
 from mmdemo.engines.base import GenerationParams, GenerationStats
+from mmdemo.turns import Turn
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,12 @@ class CachedAnswer:
     stats: GenerationStats
 
 
-def _key(text: str, files: Sequence[str], system: str, params: GenerationParams) -> str:
+def _key(message: Turn, system: str, params: GenerationParams) -> str:
     digest = hashlib.sha1()
-    for part in (text, system, repr(params)):
+    for part in (message.text, system, repr(params)):
         digest.update(part.encode() + b"\0")
-    for path in files:
-        digest.update(hashlib.sha1(Path(path).read_bytes()).digest())
+    for file in message.files:
+        digest.update(hashlib.sha1(Path(file.path).read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -60,25 +61,24 @@ class ExampleCache:
         """Answer every example (blocking; call after the model has loaded). Failures are logged and skipped."""
         self.state = "filling"
         for example in self.examples:
-            text, files = example.get("text") or "", list(example.get("files") or [])
-            stats = GenerationStats()
+            message = Turn.user(example.get("text") or "", list(example.get("files") or []))
+            request = Request(message, params=self.params, system=self.system)
+            handle = TurnHandle(lambda h, r=request: self.service.respond(r, h))
             try:
-                events = tuple(e for e in self.service.respond(text, files, [], self.system, self.params, stats)
-                               if e.kind != "progress")
+                events = tuple(e for e in handle if e.kind != "progress")
             except Exception:  # the example will simply be answered live
-                log.exception("showcase: example %r not cached", text)
+                log.exception("showcase: example %r not cached", message.text)
                 continue
-            self._answers[_key(text, files, self.system, self.params)] = CachedAnswer(events, stats)
+            self._answers[_key(message, self.system, self.params)] = CachedAnswer(events, handle.stats)
             self.done += 1
         self.state = "ready"
         log.info("showcase: %d of %d example answers cached", self.done, len(self.examples))
 
-    def lookup(self, text: str, files: Sequence[str], history: Sequence[dict], system: str,
-               params: GenerationParams) -> CachedAnswer | None:
+    def lookup(self, request: Request) -> CachedAnswer | None:
         """The cached answer for exactly this first turn, if there is one."""
-        if history or not self._answers or system != self.system or params != self.params:
+        if request.history or not self._answers or request.system != self.system or request.params != self.params:
             return None
         try:
-            return self._answers.get(_key(text, files, system, params))
+            return self._answers.get(_key(request.message, request.system, request.params))
         except OSError:  # an upload that vanished: answer live
             return None

@@ -9,6 +9,7 @@ from mmdemo.chat import ChatService
 from mmdemo.engines.base import EngineStatus, GenerationStats
 from mmdemo.errors import shown_name
 from mmdemo.locales import live
+from mmdemo.modalities import MODALITIES
 from mmdemo.presets import PRESETS
 from mmdemo.showcase import ExampleCache
 
@@ -38,14 +39,14 @@ def banner_markdown(status: EngineStatus, showcase: ExampleCache | None, lang: s
 
 def model_card(service: ChatService) -> str:
     """What the loaded model is and takes, for the "About this model" panel."""
-    status = service.engine.status()
+    status = service.models.engine.status()
     preset = PRESETS.get(status.model)
     rows = [("Model", f"`{model_name(status)}`"), ("Runs on", status.device)]
     if preset:
         rows += [("Size", preset.size), ("Licence", preset.licence)]
     if status.state in SERVING:
-        caps = service.engine.capabilities
-        takes = ["text"] + [kind for kind, ok in (("images", caps.image), ("audio", caps.audio)) if ok]
+        caps = service.models.engine.capabilities
+        takes = ["text"] + [m.plural for m in MODALITIES.values() if getattr(caps, m.capability)]
         rows.append(("Takes", ", ".join(takes) + ("" if caps.audio else " (voice clips are transcribed first)")))
         if caps.context_tokens:
             rows.append(("Context", f"{caps.context_tokens:,} tokens"))
@@ -56,8 +57,8 @@ def model_card(service: ChatService) -> str:
 
 def how_it_works(service: ChatService, stats: GenerationStats | None) -> str:
     """The loaded model as the parts multimodal models are made of, and what the last request did in each."""
-    status = service.engine.status()
-    caps = service.engine.capabilities if status.state in SERVING else None
+    status = service.models.engine.status()
+    caps = service.models.engine.capabilities if status.state in SERVING else None
     lines = ["**How it works.** Each input goes through its own encoder; a projector turns the encoder's "
              "output into tokens the language decoder reads next to the text; the decoder writes the answer "
              "token by token."]
@@ -69,8 +70,7 @@ def how_it_works(service: ChatService, stats: GenerationStats | None) -> str:
         lines.append("Voice clips are first transcribed by the speech model (Whisper), then read as text.")
     if stats is None or not stats.prompt_tokens:
         return "\n\n".join([*lines, "*Ask something to see how long each stage of your request takes.*"])
-    tokens = [f"{kind} {n}" for kind, n in (("text", stats.text_tokens), ("image", stats.image_tokens),
-                                             ("audio", stats.audio_tokens)) if n]
+    tokens = [f"{kind} {n}" for kind, n in (("text", stats.text_tokens), *stats.media_tokens.items()) if n]
     stages = " → ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in stats.stages.items())
     lines.append(f"**Your last request**: {stats.prompt_tokens} prompt tokens ({', '.join(tokens)}), "
                  f"{stats.generated_tokens} generated.")
@@ -84,10 +84,8 @@ def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool, la
     speed = f"{stats.tokens_per_s:.1f} tok/s" if stats.tokens_per_s else "… tok/s"
     first = (live(lang, "first_token", seconds=stats.first_token_s) if stats.first_token_s is not None
              else live(lang, "prefilling"))
-    parts = [f"{live(lang, 'text')} {stats.text_tokens}"] + [
-        f"{live(lang, kind)} {count}" for kind, count in (("image", stats.image_tokens), ("audio", stats.audio_tokens))
-        if count
-    ]
+    parts = [f"{live(lang, kind)} {count}" for kind, count in (("text", stats.text_tokens), *stats.media_tokens.items())
+             if count or kind == "text"]
     detail = live(lang, "prompt", count=stats.prompt_tokens, parts=" · ".join(parts), generated=stats.generated_tokens)
     if queue_wait is not None and queue_wait >= 0.05:
         detail += " · " + live(lang, "waited", seconds=queue_wait)

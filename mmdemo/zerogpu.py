@@ -1,25 +1,26 @@
-"""Hugging Face ZeroGPU support: GPU work runs under ``@spaces.GPU`` when the ``spaces`` package is there."""
+"""Hugging Face ZeroGPU support: every job on the torch threads (``engines/workers.py``, the one place all
+model work passes through: chat, classification, transcription, voice, search, drawing) runs under
+``@spaces.GPU`` when the ``spaces`` package is there, with a GPU-time budget per job."""
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TypeVar
 
-F = TypeVar("F", bound=Callable)
+T = TypeVar("T")
+DEFAULT_SECONDS = 60  # a job that says nothing about its length
 
 
-def estimate_seconds(text: str, files: Sequence[str], history: Sequence[dict], system_prompt: str,
-                     params: object, *args: object, **kwargs: object) -> int:
-    """A GPU time budget for one chat turn: a base, the answer length, and the media to encode."""
-    media = len(files) + sum(isinstance(m.get("content"), list | dict) for m in history)
-    return int(min(120, 15 + getattr(params, "max_new_tokens", 512) / 25 + 3 * media))
+def estimate_seconds(max_new_tokens: int = 0, media: int = 0) -> int:
+    """A GPU time budget for one job: a base, the answer length, and the media to encode."""
+    return int(min(120, 15 + max_new_tokens / 25 + 3 * media))
 
 
-def on_gpu(fn: F) -> F:
-    """``fn`` under ``spaces.GPU`` with a per-request duration on ZeroGPU Spaces; ``fn`` itself elsewhere."""
+def on_gpu(fn: Callable[..., T], seconds: int = DEFAULT_SECONDS) -> Callable[..., T]:
+    """``fn`` under ``spaces.GPU(duration=seconds)`` on ZeroGPU Spaces; ``fn`` itself elsewhere."""
     if importlib.util.find_spec("spaces") is None:
         return fn
     import spaces
 
-    return spaces.GPU(duration=estimate_seconds)(fn)
+    return spaces.GPU(duration=seconds)(fn)

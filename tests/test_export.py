@@ -2,6 +2,7 @@ import json
 import zipfile
 
 from mmdemo.export import export_conversation
+from mmdemo.ui.history import to_turns
 
 
 def test_export_has_markdown_json_and_the_media(image_file, audio_file):
@@ -13,7 +14,7 @@ def test_export_has_markdown_json_and_the_media(image_file, audio_file):
         {"role": "assistant", "content": "hello", "metadata": {"title": "🎙️ Transcript of voice.wav"}},
         {"role": "assistant", "content": [{"type": "text", "text": "You said hello."}]},
     ]
-    archive = export_conversation(history, "tiny/smolvlm")
+    archive = export_conversation(to_turns(history, notes=True), "tiny/smolvlm")  # as the page converts it
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
         data = json.loads(zf.read("conversation.json"))

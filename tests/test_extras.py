@@ -9,14 +9,17 @@ import pytest
 from helpers import ASSETS
 from PIL import Image
 
-from mmdemo.chat import ChatService
-from mmdemo.conversation import Budget
+from mmdemo.chat import ChatService, Request
 from mmdemo.engines.base import GenerationParams, GenerationStats
 from mmdemo.engines.drawing import Drawer, unavailable
 from mmdemo.engines.local import TransformersEngine
 from mmdemo.engines.retrieval import Embedder
 from mmdemo.engines.speech import Speaker, SpokenAnswer, Unsayable
 from mmdemo.errors import Cancelled
+from mmdemo.modalities import Budget
+from mmdemo.models import ModelManager
+from mmdemo.runner import start
+from mmdemo.turns import Turn
 from mmdemo.views import how_it_works
 
 
@@ -73,9 +76,9 @@ def test_drawing_says_how_to_turn_it_on():
 
 
 def test_classification_uses_the_models_label_probabilities(smolvlm_engine):
-    service = ChatService(smolvlm_engine, None, Budget(), 64)
+    service = ChatService(ModelManager(smolvlm_engine), Budget(), 64)
     labels = ["positive", "neutral", "negative"]
-    result = service.classify("Classify: great film!", [], [], "", labels)
+    result = service.classify(Request(Turn.user("Classify: great film!"), labels=tuple(labels)), threading.Event())
     assert result.label in labels and set(result.probabilities) == set(labels)
     assert sum(result.probabilities.values()) == pytest.approx(1.0)
     assert result.label == max(result.probabilities, key=result.probabilities.get)
@@ -92,7 +95,7 @@ def test_stage_timings_add_up_to_the_request(smolvlm_engine):
     "".join(smolvlm_engine.stream(messages, GenerationParams(16, 0.0), threading.Event(), stats))
     assert list(stats.stages) == ["prepare", "vision encoder", "prefill", "decode"]
     assert sum(stats.stages.values()) == pytest.approx(stats.total_s, abs=0.02)
-    service = ChatService(smolvlm_engine, None, Budget(), 64)
+    service = ChatService(ModelManager(smolvlm_engine), Budget(), 64)
     panel = how_it_works(service, stats)
     assert "vision encoder" in panel and f"{stats.prompt_tokens} prompt tokens" in panel and "decode" in panel
 
@@ -102,27 +105,29 @@ def test_switching_models_stops_answers_frees_the_old_model_and_loads_the_new(ti
         return TransformersEngine(model_id, "cpu")
 
     old = make(str(tiny["smolvlm"]))
-    service = ChatService(old, None, Budget(), 3000, make)
-    service.warm_up()
-    stats = GenerationStats()
-    answer = service.respond("Tell me a long story.", [], [], "", GenerationParams(3000, 0.0), stats)
+    models = ModelManager(old, None, make)
+    service = ChatService(models, Budget(), 3000)
+    models.warm_up()
+    handle = start(service, Request(Turn.user("Tell me a long story."), params=GenerationParams(3000, 0.0)))
+    stats, answer = handle.stats, iter(handle)
     next(answer)  # an answer is streaming
-    switcher = threading.Thread(target=service.switch, args=(str(tiny["qwen2_5_omni"]),))
+    switcher = threading.Thread(target=models.switch, args=(str(tiny["qwen2_5_omni"]),))
     switcher.start()
     for _ in answer:  # the running answer is stopped so the switch can go on
         pass
     switcher.join(timeout=30)
     assert not switcher.is_alive() and stats.cancelled and stats.generated_tokens < 3000
     assert old._model is None and old.status().detail == "unloaded"
-    assert service.engine is not old and Path(service.engine.model_id).name == "qwen2_5_omni"
-    service.warm_up()
-    assert service.engine.status().state == "ready" and service.engine.capabilities.audio
+    assert models.engine is not old and Path(models.engine.model_id).name == "qwen2_5_omni"
+    models.warm_up()
+    assert models.engine.status().state == "ready" and models.engine.capabilities.audio
 
 
 def test_a_model_switch_during_a_classification_stops_it_before_freeing_the_model(tiny):
     old = TransformersEngine(str(tiny["smolvlm"]), "cpu")
-    service = ChatService(old, None, Budget(), 64, lambda model_id: TransformersEngine(model_id, "cpu"))
-    service.warm_up()
+    models = ModelManager(old, None, lambda model_id: TransformersEngine(model_id, "cpu"))
+    service = ChatService(models, Budget(), 64)
+    models.warm_up()
     entered = threading.Event()
 
     def slow_layer(module, args):  # each decoder layer takes 20 ms: twenty labels take seconds
@@ -135,7 +140,8 @@ def test_a_model_switch_during_a_classification_stops_it_before_freeing_the_mode
 
     def classify() -> None:
         try:
-            outcome.append(service.classify("Which?", [], [], "", [f"label {i}" for i in range(20)]))
+            labels = tuple(f"label {i}" for i in range(20))
+            outcome.append(service.classify(Request(Turn.user("Which?"), labels=labels), threading.Event()))
         except Exception as exc:
             outcome.append(exc)
 
@@ -143,18 +149,19 @@ def test_a_model_switch_during_a_classification_stops_it_before_freeing_the_mode
     worker.start()
     assert entered.wait(10)
     started = time.monotonic()
-    service.switch(str(tiny["qwen2_5_omni"]))
+    models.switch(str(tiny["qwen2_5_omni"]))
     worker.join(timeout=10)
     assert isinstance(outcome[0], Cancelled) and time.monotonic() - started < 2.0
-    assert old._model is None and service.engine is not old
+    assert old._model is None and models.engine is not old
 
 
 def test_grounding_preset_architecture_scores_labels_and_maps_its_pixel_boxes(tiny_extras, tmp_path):
     engine = TransformersEngine(str(tiny_extras["qwen2_5_vl"]), "cpu")
-    service = ChatService(engine, None, Budget(), 64)
+    service = ChatService(ModelManager(engine), Budget(), 64)
     photo = tmp_path / "photo.png"
     Image.new("RGB", (1000, 500), "white").save(photo)
-    result = service.classify("Is there a cat?", [str(photo)], [], "", ["yes", "no"])
+    request = Request(Turn.user("Is there a cat?", [str(photo)]), labels=("yes", "no"))
+    result = service.classify(request, threading.Event())
     assert result.label in ("yes", "no") and sum(result.probabilities.values()) == pytest.approx(1.0)
     assert engine.seen_size(1000, 500) == (140, 56)  # the tiny processor's pixel budget, as the model sees it
     image, boxes = service.boxes('```json\n[{"bbox_2d": [14, 7, 70, 28], "label": "cat"}]\n```', str(photo))

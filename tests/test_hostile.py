@@ -100,7 +100,7 @@ def test_file_references_outside_the_uploads_are_refused_on_every_endpoint(app, 
     for name, ref in references(base).items():
         data = {
             "chat": [{"text": "What is this?", "files": [ref]}, "", 4, 0, 1],
-            "task": [{"text": "", "files": [ref]}, "caption_short", "", "", "", 4, 0],
+            "task": [{"text": "", "files": [ref]}, "caption_short", "", "", "", "English", 4, 0],
             "search": ["", ref, []],
             "add_images": [[ref], []],
         }[endpoint]
@@ -195,12 +195,13 @@ def test_out_of_range_and_wrongly_typed_values_on_every_endpoint(app, client):
         hi = {"text": "Hi", "files": []}
         for data in ([hi, "", value, 0, 1], [hi, "", 4, value, 1], [hi, "", 4, 0, value]):
             assert_clean(call(app, "chat", data))
-        assert_clean(call(app, "task", [{"text": "Hi", "files": []}, "chat", "", "", "", value, value]))
+        assert_clean(call(app, "task", [{"text": "Hi", "files": []}, "chat", "", "", "", "English", value, value]))
     labels = ",".join(f"label {i}" for i in range(5000))
-    answer = call(app, "task", [{"text": "Hi", "files": []}, "classify", "", labels, "", 4, 0])
+    answer = call(app, "task", [{"text": "Hi", "files": []}, "classify", "", labels, "", "English", 4, 0])
     assert "20" in answer and "labels" in answer
     for task, text in (("no-such-task", "Hi"), ("translate", "x" * 200_000), ("chat", "../../etc/passwd\x00")):
-        assert_clean(call(app, "task", [{"text": text, "files": []}, task, "p" * 100_000, "", "t" * 100_000, 4, 0]))
+        data = [{"text": text, "files": []}, task, "p" * 100_000, "", "t" * 100_000, "English", 4, 0]
+        assert_clean(call(app, "task", data))
     assert_clean(call(app, "speak", ["word " * 200_000]))
     assert_clean(call(app, "search", ["cat " * 50_000, None, []]))
     assert_clean(call(app, "chat", [{"text": 12345, "files": "not a list"}, None, 4, 0, 1]))
@@ -228,7 +229,7 @@ def test_a_crowd_at_the_session_limit_on_every_endpoint(app):
     time.sleep(0.5)
     for c in clients:
         for args, name in ((({"text": "Hi", "files": []}, "", 4, 0, 1), "/chat"),
-                           (({"text": "Hi", "files": []}, "chat", "", "", "", 4, 0), "/task"),
+                           (({"text": "Hi", "files": []}, "chat", "", "", "", "English", 4, 0), "/task"),
                            (("Hello.",), "/speak")):
             with pytest.raises(ValidationError, match="requests in flight"):
                 c.predict(*args, api_name=name)

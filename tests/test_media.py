@@ -5,6 +5,7 @@ from PIL import Image
 
 from mmdemo import media
 from mmdemo.errors import UserError
+from mmdemo.modalities import detect
 
 BUDGET = 512 * 512
 
@@ -156,7 +157,7 @@ def test_silence_is_accepted(tmp_path):
     ("a.m4a", None, "audio"), ("notes.pdf", None, "other"), ("blob", "image/png", "image"),
 ])
 def test_media_kind(name, mime, kind):
-    assert media.media_kind(name, mime) == kind
+    assert detect(name, mime) == kind
 
 
 @pytest.mark.parametrize(("save", "kind"), [
@@ -172,14 +173,14 @@ def test_media_kind(name, mime, kind):
 def test_media_kind_reads_the_content_of_files_named_blob(tmp_path, save, kind):
     path = tmp_path / "blob"  # how browsers and the JavaScript client name uploads
     save(path)
-    assert media.media_kind(path) == kind
-    assert media.media_kind(path, "application/octet-stream") == kind
+    assert detect(path) == kind
+    assert detect(path, "application/octet-stream") == kind
 
 
 def test_content_wins_over_a_misleading_name(tmp_path):
     path = tmp_path / "photo.jpg"
     soundfile.write(path, np.zeros(800, np.float32), 16000, format="WAV")
-    assert media.media_kind(path) == "audio"
+    assert detect(path) == "audio"
 
 
 def test_very_large_jpeg_photo_decodes_at_reduced_scale(tmp_path):

@@ -50,21 +50,23 @@ def test_every_chat_default_answers_an_image_within_the_cpu_image_token_budget(e
     engine = engines(name)
     assert engine.status().state == "ready", engine.status()  # the warm-up (an image + text) answered
     _, stats = answer(engine, photo_turn("What is in this photo?"))
-    assert stats.generated_tokens == 8 and 0 < stats.image_tokens <= 256  # published: SmolVLM 1 088, Qwen ~1 300
+    # published settings: SmolVLM 1 088 image tokens, Qwen ~1 300
+    assert stats.generated_tokens == 8 and 0 < stats.media_tokens["image"] <= 256
 
 
 def test_smolvlm_v1_takes_an_image_and_typed_control_tokens_stay_text(engines):
     engine = engines("smolvlm-256m-instruct")  # Idefics3: the library's control-token guard fails on it
     _, plain = answer(engine, photo_turn("Describe it."))
     _, typed = answer(engine, photo_turn("Describe <image> and <end_of_utterance> it."))
-    assert plain.image_tokens == typed.image_tokens == 64  # the typed "<image>" did not become an image slot
+    # the typed "<image>" did not become an image slot
+    assert plain.media_tokens["image"] == typed.media_tokens["image"] == 64
 
 
 def test_a_gpu_budget_gives_smolvlm_its_tiles_and_any_checkpoint_is_held_to_the_budget(engines):
     gpu = engines("smolvlm2-256m-video", max_image_tokens=1280)  # a GPU's budget: tiles for detail
-    assert answer(gpu, photo_turn("Read it."))[1].image_tokens > 256
+    assert answer(gpu, photo_turn("Read it."))[1].media_tokens["image"] > 256
     unknown = engines("qwen2.5-vl-7b", processor_kwargs={})  # settings mmdemo does not know: shrunk to fit
-    assert 0 < answer(unknown, photo_turn("What is it?"))[1].image_tokens <= 256
+    assert 0 < answer(unknown, photo_turn("What is it?"))[1].media_tokens["image"] <= 256
     fixed = engines("smolvlm-256m-instruct", processor_kwargs={})  # published 2048 px tiles: cannot shrink
     with pytest.raises(UserError, match="--max-image-tokens"):
         answer(fixed, photo_turn("What is it?"))

@@ -63,7 +63,7 @@ BAD = [
     ("IMG_1234.heic", lambda p: p.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64), "HEIC/HEIF photo"),
     ("empty.wav", lambda p: p.write_bytes(b""), "The audio file 'empty.wav' is empty"),
     ("song.mp3", lambda p: p.write_bytes(b"ID3 but not really" * 50), "The audio file 'song.mp3' could not be decoded"),
-    ("report.pdf", lambda p: p.write_bytes(b"%PDF-1.4 nothing"), "'report.pdf' is neither an image nor an audio file"),
+    ("report.pdf", lambda p: p.write_bytes(b"%PDF-1.4 nothing"), "'report.pdf' is not an image"),
 ]
 
 GOOD = [

@@ -8,25 +8,28 @@ from PIL import Image
 from mmdemo.engines.speech import split_sentences
 from mmdemo.errors import UserError
 from mmdemo.grounding import Box, draw_boxes, export_json, parse_boxes, to_image
-from mmdemo.runner import last_image, missing_input
-from mmdemo.tasks import TASKS, compose, match_label, parse_labels
+from mmdemo.tasks import FIELDS, TASKS, match_label, parse_labels
+from mmdemo.turns import Turn, kinds_in
+from mmdemo.ui.history import to_turns
 
 
 def test_compose_fills_the_prompt_and_appends_the_users_text():
-    assert compose(TASKS["chat"], "", "Hi there") == "Hi there"
-    assert compose(TASKS["caption_short"], TASKS["caption_short"].prompt, "") == TASKS["caption_short"].prompt
-    text = compose(TASKS["classify"], TASKS["classify"].prompt, "Great film!", ["positive", "negative"])
+    assert TASKS["chat"].compose("Hi there") == "Hi there"
+    assert TASKS["caption_short"].compose("") == TASKS["caption_short"].prompt
+    text = TASKS["classify"].compose("Great film!", values={"labels": "positive, negative"})
     assert text.startswith("Classify the input into exactly one of these labels: positive, negative.")
     assert text.endswith("\n\nGreat film!")
-    assert "into French." in compose(TASKS["translate"], TASKS["translate"].prompt, "", language="French")
-    grounding = compose(TASKS["grounding"], TASKS["grounding"].prompt, "red car")
+    assert "into French." in TASKS["translate"].compose("", values={"language": "French"})
+    assert "into English." in TASKS["translate"].compose("")  # a field left out takes its default
+    grounding = TASKS["grounding"].compose("red car")
     assert grounding.startswith("Locate every red car in the image") and '"bbox_2d"' in grounding
+    assert TASKS["grounding"].compose("", values={"target": "tree"}).startswith("Locate every tree")
 
 
 def test_compose_refuses_too_few_labels_and_keeps_other_braces():
     with pytest.raises(UserError, match="at least two labels"):
-        compose(TASKS["classify"], TASKS["classify"].prompt, "x", ["only"])
-    assert compose(TASKS["chat"], 'Answer as {"json": true}.', "x") == 'Answer as {"json": true}.\n\nx'  # as written
+        TASKS["classify"].compose("x", values={"labels": "only"})
+    assert TASKS["chat"].compose("x", 'Answer as {"json": true}.') == 'Answer as {"json": true}.\n\nx'  # as written
 
 
 def test_labels_are_parsed_in_order_without_repeats():
@@ -35,15 +38,19 @@ def test_labels_are_parsed_in_order_without_repeats():
     assert match_label("no idea", ["positive", "negative"]) is None
 
 
+def test_every_field_a_task_declares_exists_and_fills_a_blank_of_its_prompt():
+    for task in TASKS.values():
+        for name in task.fields:
+            assert name in FIELDS and "{" + name + "}" in task.prompt
+
+
 def test_tasks_that_need_media_say_so(tmp_path):
     image = tmp_path / "a.png"
     Image.new("RGB", (8, 8)).save(image)
-    assert "needs an image" in missing_input(TASKS["ocr"], [], [])
-    assert "needs an audio clip" in missing_input(TASKS["transcribe"], [str(image)], [])
-    assert missing_input(TASKS["ocr"], [str(image)], []) is None
-    history = [{"role": "user", "content": [{"path": str(image)}, "hi"]}]
-    assert missing_input(TASKS["ocr"], [], history) is None  # a follow-up about an earlier image
-    assert last_image([], history) == str(image)
+    assert "needs an image" in TASKS["ocr"].missing([])
+    assert "needs an audio clip" in TASKS["transcribe"].missing(kinds_in([Turn.user("", [str(image)])]))
+    history = to_turns([{"role": "user", "content": [{"path": str(image)}, "hi"]}])
+    assert TASKS["ocr"].missing(kinds_in([*history, Turn.user("what is it?")])) is None  # a follow-up
 
 
 @pytest.mark.parametrize(("answer", "frame", "expected"), [

@@ -20,7 +20,8 @@ def client(tasks_app):
 
 def task(client, key, text="", files=(), labels="", language="English", prompt="", max_tokens=24):
     message = {"text": text, "files": [handle_file(f) for f in files]}
-    return client.predict(message, key, prompt, labels, language, max_tokens, 0, api_name="/task")
+    return client.predict(message=message, task_key=key, prompt=prompt, labels=labels, language=language,
+                          max_tokens=max_tokens, temperature=0, api_name="/task")
 
 
 def test_classify_picks_one_label_with_the_models_probabilities(client):

@@ -152,16 +152,17 @@ def build_grounding(out: Path, base: Path, steps: int = 300) -> None:
 
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from mmdemo.conversation import Budget, build_messages
+    from mmdemo.conversation import build_messages
     from mmdemo.engines.local import TransformersEngine
+    from mmdemo.modalities import Budget
     from mmdemo.settings import DEFAULT_SYSTEM_PROMPT
-    from mmdemo.tasks import TASKS, compose
+    from mmdemo.tasks import TASKS
+    from mmdemo.turns import Turn
 
-    task = TASKS["grounding"]
-    text = compose(task, task.prompt, GROUNDING_TARGET)
+    text = TASKS["grounding"].compose(GROUNDING_TARGET)
     scene = Path(__file__).resolve().parent.parent / "assets" / "scene.png"
     engine = TransformersEngine(str(base), "cpu")
-    messages = build_messages([], text, [str(scene)], system_prompt=DEFAULT_SYSTEM_PROMPT,
+    messages = build_messages([], Turn.user(text, [str(scene)]), system_prompt=DEFAULT_SYSTEM_PROMPT,
                               capabilities=engine.capabilities, budget=Budget()).messages  # as the app sends it
     inputs = {k: v.float() if v.is_floating_point() else v for k, v in engine._prepare(messages).items()}
     tokenizer = engine._processor.tokenizer

@@ -1,19 +1,25 @@
-"""The small interface every engine implements, in the spirit of ``llm``'s model plugins."""
+"""The one contract every engine implements, in the spirit of ``llm``'s model plugins: what a model can do is
+data (:class:`Capabilities`), and everything optional has a default in :class:`Engine`."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
+
+from mmdemo.errors import ContextOverflowError, UserError
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a loaded model takes as input."""
+    """What a loaded model takes and gives: a flag per modality it reads natively (the names of
+    ``modalities.MODALITIES``), whether it gives log-probabilities (label scoring), its limits and parts."""
 
     image: bool
     audio: bool
+    video: bool = False
+    logprobs: bool = False
     audio_sampling_rate: int = 16000
     max_audio_seconds: float = 30.0
     context_tokens: int | None = None
@@ -35,8 +41,7 @@ class GenerationStats:
     from the start of the request."""
 
     prompt_tokens: int = 0
-    image_tokens: int = 0
-    audio_tokens: int = 0
+    media_tokens: dict[str, int] = field(default_factory=dict)  # prompt tokens per modality, e.g. {"image": 64}
     generated_tokens: int = 0
     first_token_s: float | None = None
     last_token_s: float = 0.0
@@ -55,8 +60,8 @@ class GenerationStats:
 
     @property
     def text_tokens(self) -> int:
-        """Prompt tokens that are neither image nor audio placeholders."""
-        return self.prompt_tokens - self.image_tokens - self.audio_tokens
+        """Prompt tokens that are no media placeholders."""
+        return self.prompt_tokens - sum(self.media_tokens.values())
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -75,15 +80,30 @@ class EngineStatus:
     detail: str = ""
 
 
-class EngineBase:
-    """Bookkeeping shared by the engines: ``status()`` and ``capabilities`` (which loads first).
-    Subclasses set ``_status`` and ``_capabilities`` and implement ``load()`` and ``stream()``."""
+class Engine:
+    """A model that turns chat messages into a stream of text.
+
+    ``messages`` use the Hugging Face chat format: ``{"role", "content": [parts]}`` where a part is
+    ``{"type": "text", "text": str}``, ``{"type": "image", "image": PIL.Image}``, ``{"type": "audio", "audio":
+    numpy float32 array at capabilities.audio_sampling_rate}`` or ``{"type": "video", "video": [PIL.Image],
+    "timestamps": [seconds], "duration": seconds, "fps": the clip's frame rate}``.
+    Subclasses set ``_status`` and ``_capabilities`` and implement :meth:`load` and :meth:`stream`.
+    """
 
     _status: EngineStatus
     _capabilities: Capabilities | None = None
 
     def load(self) -> None:
-        """Load the model or reach the server; set ``_capabilities`` or raise ``UserError``."""
+        """Load the model or reach the server (blocking, idempotent, thread-safe); set ``_capabilities`` or
+        raise ``UserError``."""
+        raise NotImplementedError
+
+    def stream(
+        self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
+        stats: GenerationStats | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer in text deltas; stop generating soon after ``cancel`` is set; fill ``stats``. A
+        prompt longer than the context raises :class:`ContextOverflowError` before the first token."""
         raise NotImplementedError
 
     def status(self) -> EngineStatus:
@@ -92,32 +112,31 @@ class EngineBase:
 
     @property
     def capabilities(self) -> Capabilities:
-        """Inputs the model takes; loads it first if needed."""
+        """What the model takes and gives; loads it first if needed."""
         self.load()
         assert self._capabilities is not None
         return self._capabilities
 
+    def score(self, messages: list[dict], answers: list[str], cancel: threading.Event | None = None) -> list[float]:
+        """log P(answer | messages) of each answer as the model's whole reply (``capabilities.logprobs``)."""
+        raise UserError("This model gives no log-probabilities.")
 
-class Engine(Protocol):
-    """A model that turns chat messages into a stream of text.
+    def seen_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size an image of ``width``×``height`` had when the model saw it (the frame of pixel boxes)."""
+        return width, height
 
-    ``messages`` use the Hugging Face chat format: ``{"role", "content": [parts]}`` where a part is
-    ``{"type": "text", "text": str}``, ``{"type": "image", "image": PIL.Image}`` or
-    ``{"type": "audio", "audio": numpy float32 array at capabilities.audio_sampling_rate}``.
-    """
+    def close(self) -> None:
+        """Free the model's memory; the engine does not answer afterwards."""
 
-    def load(self) -> None:
-        """Load the model (blocking, idempotent, thread-safe); raise ``UserError`` when it cannot."""
-
-    def status(self) -> EngineStatus:
-        """Current loading state; never blocks."""
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Inputs the model takes; loads the model first if needed."""
-
-    def stream(
-        self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
-        stats: GenerationStats | None = None,
-    ) -> Iterator[str]:
-        """Yield the answer in text deltas; stop generating soon after ``cancel`` is set; fill ``stats``."""
+    def check_context(self, prompt_tokens: int, max_new_tokens: int) -> int:
+        """The tokens left to answer in: at most ``max_new_tokens``, within the context; raises
+        :class:`ContextOverflowError` when the prompt alone fills it (so the oldest turns can be dropped)."""
+        limit = self._capabilities.context_tokens if self._capabilities else None
+        if limit is None:
+            return max_new_tokens
+        if prompt_tokens >= limit:
+            raise ContextOverflowError(
+                f"This conversation is {prompt_tokens} tokens long, but the model reads at most {limit}. "
+                "Press Clear to start over, or send a shorter message or fewer images and clips."
+            )
+        return min(max_new_tokens, limit - prompt_tokens)

@@ -13,21 +13,23 @@ from PIL import Image
 from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
 
 from mmdemo.engines.anatomy import StageClock, model_parts
-from mmdemo.engines.base import Capabilities, EngineBase, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.engines.device import pick_dtype
 from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
 from mmdemo.engines.workers import TorchWorkers, interruptible
-from mmdemo.errors import Cancelled, ContextOverflowError, UserError, one_line, shown_name
+from mmdemo.errors import Cancelled, UserError, one_line, shown_name
 from mmdemo.grounding import processed_size
+from mmdemo.modalities import MODALITIES
 from mmdemo.presets import device_kind
+from mmdemo.zerogpu import estimate_seconds
 
 log = logging.getLogger(__name__)
 
 
-class TransformersEngine(EngineBase):
+class TransformersEngine(Engine):
     """Runs any image/audio-text-to-text checkpoint that ``AutoModelForMultimodalLM`` knows."""
 
     def __init__(
@@ -48,8 +50,7 @@ class TransformersEngine(EngineBase):
         self._model = None
         self._processor = None
         self._capabilities: Capabilities | None = None
-        self._image_token_id: int | None = None
-        self._audio_token_id: int | None = None
+        self._token_ids: dict[str, int] = {}  # each modality's placeholder token
         self._status = EngineStatus("loading", model_id, device)
 
     def check(self) -> None:
@@ -117,15 +118,16 @@ class TransformersEngine(EngineBase):
         self._capabilities = Capabilities(
             image=getattr(processor, "image_processor", None) is not None,
             audio=feature_extractor is not None and _has_audio_encoder(model.config),
+            logprobs=True,
             audio_sampling_rate=rate,
             max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
             context_tokens=getattr(text_config, "max_position_embeddings", None),
             parts=model_parts(model),
         )
-        self._image_token_id = _token_id(processor, "image_token")
-        self._audio_token_id = _token_id(processor, "audio_token")
+        self._token_ids = {name: token for name, m in MODALITIES.items()
+                           if (token := _token_id(processor, m.token)) is not None}
         self._clock = StageClock(model, self.device)
-        self._inputs = InputBuilder(processor, self.max_image_tokens, self._image_token_id,
+        self._inputs = InputBuilder(processor, self.max_image_tokens, self._token_ids.get("image"),
                                     self.processor_kwargs)
         self._inputs.check_sanitizer(self._probe())
         self._processor = processor
@@ -164,7 +166,9 @@ class TransformersEngine(EngineBase):
                 failure.append(exc)
                 streamer.end()
 
-        job = self.workers.submit(run, cancel=cancel)
+        media = sum(p.get("type") != "text" for m in messages if isinstance(m.get("content"), list)
+                    for p in m["content"])
+        job = self.workers.submit(run, cancel=cancel, seconds=estimate_seconds(params.max_new_tokens, media))
         try:
             for text in streamer:
                 if text:
@@ -186,9 +190,9 @@ class TransformersEngine(EngineBase):
         stats.stages["prepare"] = time.perf_counter() - started
         ids = inputs["input_ids"]
         stats.prompt_tokens = int(ids.shape[-1])
-        stats.image_tokens = int((ids == self._image_token_id).sum()) if self._image_token_id is not None else 0
-        stats.audio_tokens = int((ids == self._audio_token_id).sum()) if self._audio_token_id is not None else 0
-        max_new_tokens = self._check_context(stats.prompt_tokens, params.max_new_tokens)
+        stats.media_tokens = {name: count for name, token in self._token_ids.items()
+                              if (count := int((ids == token).sum()))}
+        max_new_tokens = self.check_context(stats.prompt_tokens, params.max_new_tokens)
         sampling = (
             {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
             if params.temperature > 0
@@ -239,17 +243,6 @@ class TransformersEngine(EngineBase):
 
     def _prepare(self, messages: list[dict]) -> dict:
         return self._inputs.build(messages, self.dtype, self.device)
-
-    def _check_context(self, prompt_tokens: int, max_new_tokens: int) -> int:
-        limit = self._capabilities.context_tokens if self._capabilities else None
-        if limit is None:
-            return max_new_tokens
-        if prompt_tokens >= limit:
-            raise ContextOverflowError(
-                f"This conversation is {prompt_tokens} tokens long, but the model reads at most {limit}. "
-                "Press Clear to start over, or send a shorter message or fewer images and clips."
-            )
-        return min(max_new_tokens, limit - prompt_tokens)
 
 
 def _free_memory() -> None:

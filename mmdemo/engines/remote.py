@@ -10,6 +10,7 @@ import base64
 import io
 import itertools
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,12 +23,13 @@ import openai
 import soundfile
 from PIL import Image
 
-from mmdemo.engines.base import Capabilities, EngineBase, EngineStatus, GenerationParams, GenerationStats
-from mmdemo.errors import UserError
+from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
 
 AUDIO_RATE = 16000
+_OVERFLOW = re.compile(r"context (length|size|window)|maximum .*length|too (long|many tokens)|exceed", re.I)
 
 
 @dataclass
@@ -56,7 +58,7 @@ def _part(part: dict) -> dict:
     return {"type": "text", "text": part["text"]}
 
 
-class OpenAIEngine(EngineBase):
+class OpenAIEngine(Engine):
     """Streams chat completions from OpenAI-compatible servers; same protocol as the local engine."""
 
     def __init__(self, base_urls: Sequence[str], model: str, api_key: str | None = None, timeout: float = 120.0,
@@ -208,6 +210,8 @@ def _reason(exc: Exception) -> str:
 
 
 def _status_error(exc: openai.APIStatusError) -> UserError:
+    if exc.status_code == 400 and _OVERFLOW.search(_reason(exc)):  # vLLM, SGLang, llama.cpp: the prompt is too long
+        return ContextOverflowError(f"The conversation is longer than the model server reads: {_reason(exc)}")
     if exc.status_code >= 500:
         return UserError(f"The model server failed (HTTP {exc.status_code}: {_reason(exc)}). Try again in a moment.")
     return UserError(f"The model server refused the request (HTTP {exc.status_code}): {_reason(exc)}")

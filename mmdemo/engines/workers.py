@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from mmdemo.errors import Cancelled
+from mmdemo.zerogpu import DEFAULT_SECONDS, on_gpu
 
 T = TypeVar("T")
 THREAD_PREFIX = "mmdemo-torch"
@@ -70,21 +71,24 @@ class TorchWorkers:
         self._pool: ThreadPoolExecutor | None = None
         self._pid = 0
 
-    def submit(self, fn: Callable[..., T], *args: object, cancel: threading.Event | None = None) -> Future[T]:
+    def submit(self, fn: Callable[..., T], *args: object, cancel: threading.Event | None = None,
+               seconds: int = DEFAULT_SECONDS) -> Future[T]:
         """Queue ``fn(*args)`` on the pool; the future carries its result or exception (:class:`Cancelled`
-        when ``cancel`` was set before or while it ran)."""
+        when ``cancel`` was set before or while it ran). On ZeroGPU the job borrows the GPU for at most
+        ``seconds``."""
         with self._lock:
             # Threads do not survive fork() (ZeroGPU runs each GPU call in a forked process): new pool.
             if self._pool is None or self._pid != os.getpid():
                 self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=THREAD_PREFIX)
                 self._pid = os.getpid()
-            return self._pool.submit(_guarded, cancel, fn, *args)
+            return self._pool.submit(_guarded, cancel, on_gpu(fn, seconds), *args)
 
-    def run(self, fn: Callable[..., T], *args: object, cancel: threading.Event | None = None) -> T:
+    def run(self, fn: Callable[..., T], *args: object, cancel: threading.Event | None = None,
+            seconds: int = DEFAULT_SECONDS) -> T:
         """``fn(*args)`` on the pool, waiting for it; runs inline when already on a pool thread."""
         if threading.current_thread().name.startswith(THREAD_PREFIX):
             return _guarded(cancel, fn, *args)
-        return self.submit(fn, *args, cancel=cancel).result()
+        return self.submit(fn, *args, cancel=cancel, seconds=seconds).result()
 
 
 def _guarded(cancel: threading.Event | None, fn: Callable[..., T], *args: object) -> T:

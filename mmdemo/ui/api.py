@@ -7,16 +7,17 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from mmdemo.chat import ChatService
+from mmdemo.chat import ChatService, Request
 from mmdemo.engines.speech import SpokenAnswer
 from mmdemo.errors import UserError
 from mmdemo.extras import Extras
 from mmdemo.settings import Settings
 from mmdemo.showcase import ExampleCache
-from mmdemo.tasks import TASKS
+from mmdemo.tasks import FIELDS, TASKS
 from mmdemo.ui.guard import session_guard
+from mmdemo.ui.history import shown, split, to_turns
 from mmdemo.ui.page import page_defaults
-from mmdemo.ui.turn import api_result, prepare, split, turn_events, user_message
+from mmdemo.ui.turn import api_result, prepare, turn_events
 
 log = logging.getLogger(__name__)
 
@@ -27,30 +28,34 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
 
     def chat_api(message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
                  top_p: float) -> Iterator[tuple[str, list[dict]]]:
-        text, files = split(message)
+        turn = split(message)
+        request = Request(turn, tuple(to_turns(history)), params=service.clamp(max_tokens, temperature, top_p),
+                          system=system)
         answer = ""
-        for event in turn_events(service, showcase, "chat", text, files, history, system, max_tokens, temperature,
-                                 top_p, []):
+        for event in turn_events(service, showcase, request):
             if event.kind == "notice":
                 gr.Info(event.text)
             elif event.kind in ("text", "progress"):  # progress: a chance to notice a disconnect
                 answer += event.text
                 yield answer, history
-        yield answer, [*history, user_message(text, files), {"role": "assistant", "content": answer}]
+        yield answer, [*history, shown(turn), {"role": "assistant", "content": answer}]
 
-    def task_api(message: dict | None, task_key: str, prompt: str | None, labels: str, target: str,
+    def task_api(message: dict | None, task_key: str, prompt: str | None, labels: str, target: str, language: str,
                  max_tokens: float, temperature: float) -> Iterator[tuple]:
-        """One task on one message (no history): the answer, the result as JSON, the image with boxes."""
+        """One task on one message (no history): the answer, the result as JSON, the image with boxes. The
+        fields after ``prompt`` are those of ``tasks.FIELDS``, in order."""
         if task_key not in TASKS:
             raise gr.Error(f"Unknown task {task_key!r}; the tasks are: {', '.join(TASKS)}.")
-        text, files, label_list = prepare(message, [], task_key, prompt, labels, target)
+        values = {"labels": labels or "", "target": target or "", "language": language or ""}
+        turn, _, labels = prepare(message, [], task_key, prompt, values)
+        request = Request(turn, (), TASKS[task_key], service.clamp(max_tokens, temperature, 1.0),
+                          settings.system_prompt, tuple(labels))
         events = []
-        for event in turn_events(service, showcase, task_key, text, files, [], settings.system_prompt, max_tokens,
-                                 temperature, 1.0, label_list):
+        for event in turn_events(service, showcase, request):
             events.append(event)
             if event.kind == "progress":  # long work on the way: a chance to notice a disconnect
                 yield gr.skip(), gr.skip(), gr.skip()
-        yield api_result(task_key, text, events)
+        yield api_result(task_key, turn.text, events)
 
     def speak_api(text: str) -> tuple[int, object]:
         """``text`` read aloud by the voice model, as one clip; sentences no voice reads are skipped with a
@@ -84,8 +89,8 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
         api_history = gr.State([])
         task_in = [gr.Dropdown(list(TASKS), value="chat", allow_custom_value=True, label="task"),
                    gr.Textbox("", label="prompt (empty: the task's own)"),
-                   gr.Textbox("", label="labels, comma-separated (classify)"),
-                   gr.Textbox("", label="target (find objects: what to find; translate: the language)")]
+                   *(gr.Dropdown(list(f.choices), value=f.default, label=f.label, allow_custom_value=True) if f.choices
+                     else gr.Textbox(f.default, label=f.label) for f in FIELDS.values())]
         task_out = [gr.Textbox(label="answer"), gr.JSON(label="result"),
                     gr.Image(type="filepath", format="png", label="image with boxes")]
         speak_in, speak_out = gr.Textbox(label="text"), gr.Audio(type="numpy", format="wav", label="speech")

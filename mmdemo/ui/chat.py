@@ -10,17 +10,20 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from mmdemo.chat import ChatService
-from mmdemo.engines.base import GenerationStats
+from mmdemo.chat import ChatService, Request
 from mmdemo.export import export_conversation
 from mmdemo.extras import Extras
 from mmdemo.locales import language
+from mmdemo.runner import start
 from mmdemo.settings import Settings
 from mmdemo.showcase import ExampleCache
+from mmdemo.tasks import TASKS
 from mmdemo.ui.api import api_endpoints
 from mmdemo.ui.controls import model_picker, task_controls
+from mmdemo.ui.history import shown as shown_turn
+from mmdemo.ui.history import to_turns
 from mmdemo.ui.page import I18N, page_defaults
-from mmdemo.ui.turn import Voice, prepare, result_messages, turn_events, user_message
+from mmdemo.ui.turn import Voice, prepare, result_messages, turn_events
 from mmdemo.views import banner_markdown, how_it_works, model_card, model_name, speed_strip, status_markdown
 
 log = logging.getLogger(__name__)
@@ -36,18 +39,18 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
     stops: dict[str, threading.Event] = {}  # per browser session: set by Stop, read by the running turn
 
     def add_user_message(message: dict | None, chat: list[dict], task_key: str, prompt: str, labels: str,
-                         target: str, request: gr.Request) -> tuple[dict, list[dict], dict]:
-        text, files, label_list = prepare(message, chat, task_key, prompt, labels, target)
+                         language: str, request: gr.Request) -> tuple[dict, list[dict], dict]:
+        turn, _, label_list = prepare(message, chat, task_key, prompt, {"labels": labels, "language": language})
         stops[request.session_hash] = threading.Event()
-        pending = {"text": text, "files": files, "typed": message, "task": task_key, "labels": label_list,
+        pending = {"turn": turn, "typed": message, "task": task_key, "labels": label_list,
                    "submitted": time.monotonic()}
-        return gr.MultimodalTextbox(value=None, interactive=False), [*chat, user_message(text, files)], pending
+        return gr.MultimodalTextbox(value=None, interactive=False), [*chat, shown_turn(turn)], pending
 
     def check_turn(message: dict | None, chat: list[dict], task_key: str, prompt: str, labels: str,
-                   target: str) -> list[dict]:
+                   language: str) -> list[dict]:
         """Say under the input box why a message cannot be sent (it stays there to be fixed)."""
         try:
-            prepare(message, chat, task_key, prompt, labels, target)
+            prepare(message, chat, task_key, prompt, {"labels": labels, "language": language})
         except gr.Error as exc:
             return [gr.validate(False, exc.message)] + [gr.validate(True, "")] * 5
         return [gr.validate(True, "")] * 6
@@ -55,12 +58,22 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
     def bot_turn(pending: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
                  top_p: float, speak: bool, request: gr.Request) -> Iterator[tuple]:
         """Stream one answer into the chat (and read it aloud when asked); a turn that fails or is stopped
-        before it starts leaves the chat and goes back into the input box, so nothing typed is lost."""
+        before it starts leaves the chat and goes back into the input box, so nothing typed is lost. A model
+        switch stops all of it, the voice included."""
+        stop = stops.setdefault(request.session_hash, threading.Event())
+        with service.models.track(stop):
+            yield from answer_turn(pending, chat, system, max_tokens, temperature, top_p, speak, request, stop)
+
+    def answer_turn(pending: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
+                    top_p: float, speak: bool, request: gr.Request, stop: threading.Event) -> Iterator[tuple]:
         queue_wait = time.monotonic() - pending["submitted"]
         lang = language(request.headers.get("accept-language"))
         history, shown, keep = chat[:-1], list(chat), gr.skip()
         give_back = gr.MultimodalTextbox(value=pending.get("typed"), interactive=True)
-        stats, stop = GenerationStats(), stops.setdefault(request.session_hash, threading.Event())
+        turn = Request(pending["turn"], tuple(to_turns(history)), TASKS[pending["task"]],
+                       service.clamp(max_tokens, temperature, top_p), system, tuple(pending["labels"]))
+        handle = start(service, turn, stop)
+        stats = handle.stats
         voice = Voice(extras.speaker if speak else None, live)
         answer: dict | None = None
         last = 0.0
@@ -68,8 +81,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
             if stop.is_set():  # Stop was pressed while this turn waited in the queue
                 yield history, give_back, None, keep
                 return
-            for event in turn_events(service, showcase, pending["task"], pending["text"], pending["files"], history,
-                                     system, max_tokens, temperature, top_p, pending["labels"], stats, stop):
+            for event in turn_events(service, showcase, turn, handle):
                 if event.kind == "notice":
                     gr.Info(event.text)
                 elif event.kind == "progress":  # long work on the way: a chance to notice a disconnect
@@ -118,7 +130,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         return gr.MultimodalTextbox(interactive=True)
 
     def status(request: gr.Request) -> tuple[str, gr.Timer, str, dict]:
-        current, lang = service.engine.status(), language(request.headers.get("accept-language"))
+        current, lang = service.models.engine.status(), language(request.headers.get("accept-language"))
         banner = banner_markdown(current, showcase, lang)
         return (status_markdown(current, lang), gr.Timer(active=current.state == "loading" or bool(banner)),
                 model_card(service), gr.Markdown(banner, visible=bool(banner)))
@@ -126,10 +138,11 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
     def export_chat(chat: list[dict]) -> dict:
         if not chat:
             raise gr.Error("There is nothing to export yet: the chat is empty.")
-        return gr.File(value=str(export_conversation(chat, model_name(service.engine.status()))), visible=True)
+        archive = export_conversation(to_turns(chat, notes=True), model_name(service.models.engine.status()))
+        return gr.File(value=str(archive), visible=True)
 
     banner = gr.Markdown(visible=False, elem_id="banner")
-    status_line = gr.Markdown(status_markdown(service.engine.status()), elem_id="status")
+    status_line = gr.Markdown(status_markdown(service.models.engine.status()), elem_id="status")
     timer = gr.Timer(1.0)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
@@ -163,7 +176,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         temperature = gr.Slider(0.0, 2.0, value=temperature0, step=0.05, label=t("temperature"))
         top_p = gr.Slider(0.05, 1.0, value=top_p0, step=0.05, label=t("top_p"))
     with gr.Accordion(t("about"), open=False):
-        if service.make_engine is not None:
+        if service.models.make_engine is not None:
             model_picker(service, t, timer)
         card = gr.Markdown(model_card(service), elem_id="model-card")
         how = gr.Markdown(how_it_works(service, None), elem_id="how-it-works")

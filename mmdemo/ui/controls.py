@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from dataclasses import dataclass
 
 import gradio as gr
@@ -11,7 +9,7 @@ import gradio as gr
 from mmdemo import presets
 from mmdemo.chat import ChatService
 from mmdemo.errors import UserError
-from mmdemo.tasks import LABEL_SETS, LANGUAGES, TASKS
+from mmdemo.tasks import FIELDS, LABEL_SETS, TASKS
 from mmdemo.views import model_name
 
 
@@ -26,6 +24,7 @@ class TaskControls:
 
     @property
     def inputs(self) -> list[gr.components.Component]:
+        """The task, its prompt, then one component per task field (``tasks.FIELDS``) the page asks for."""
         return [self.task, self.prompt, self.labels, self.language]
 
 
@@ -33,15 +32,16 @@ def task_controls(t: gr.I18n) -> TaskControls:
     """Task dropdown, the prompt it sends (editable), labels for classification, target language."""
     task = gr.Dropdown([(x.label, x.key) for x in TASKS.values()], value="chat", label=t("task"), elem_id="task")
     prompt = gr.Textbox(label=t("task_prompt"), lines=3, visible=False, elem_id="task-prompt")
-    labels = gr.Textbox(value=LABEL_SETS["Sentiment"], label=t("labels"), visible=False, elem_id="labels")
+    labels = gr.Textbox(value=FIELDS["labels"].default, label=t("labels"), visible=False, elem_id="labels")
     label_set = gr.Radio(list(LABEL_SETS), value="Sentiment", label=t("label_set"), visible=False)
-    language = gr.Dropdown(list(LANGUAGES), value="English", label=t("language"), visible=False)
+    language = gr.Dropdown(list(FIELDS["language"].choices), value=FIELDS["language"].default, label=t("language"),
+                           visible=False)
 
     def pick(key: str) -> tuple[dict, dict, dict, dict]:
         chosen = TASKS[key]
-        classify = chosen.output == "label"
-        return (gr.Textbox(value=chosen.prompt, visible=key != "chat"), gr.Textbox(visible=classify),
-                gr.Radio(visible=classify), gr.Dropdown(visible=key == "translate"))
+        classify = "labels" in chosen.fields
+        return (gr.Textbox(value=chosen.prompt, visible=bool(chosen.prompt)), gr.Textbox(visible=classify),
+                gr.Radio(visible=classify), gr.Dropdown(visible="language" in chosen.fields))
 
     task.change(pick, [task], [prompt, labels, label_set, language], queue=False, api_visibility="undocumented")
     label_set.change(lambda name: LABEL_SETS[name], [label_set], [labels], queue=False,
@@ -52,23 +52,17 @@ def task_controls(t: gr.I18n) -> TaskControls:
 def model_picker(service: ChatService, t: gr.I18n, timer: gr.Timer) -> None:
     """A dropdown of the chat presets (plus the running model when it is not one); picking one switches the
     model for everyone in the background, while the status line shows the loading progress."""
-    current = service.engine.status().model
+    current = service.models.engine.status().model
     choices = [(f"{p.name} · {p.size.split(',')[0]} · {p.licence}", p.model_id) for p in presets.choices("chat")]
     if current not in {value for _, value in choices}:
-        choices.insert(0, (model_name(service.engine.status()), current))
+        choices.insert(0, (model_name(service.models.engine.status()), current))
     picker = gr.Dropdown(choices, value=current, label=t("picker"), elem_id="model-picker")
 
     def switch(model_id: str) -> gr.Timer:
         try:
-            service.switch(model_id)
+            service.models.switch(model_id)  # the new model loads in the background
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from exc
-        threading.Thread(target=_load, args=(service,), name="mmdemo-load", daemon=True).start()
         return gr.Timer(active=True)
 
     picker.input(switch, [picker], [timer], api_visibility="undocumented", concurrency_id="switch")
-
-
-def _load(service: ChatService) -> None:
-    with contextlib.suppress(UserError):  # the status line shows why the new model could not load
-        service.warm_up()

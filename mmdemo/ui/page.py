@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from pathlib import Path
 
 import gradio as gr
 
 from mmdemo.chat import ChatService
-from mmdemo.errors import UserError
 from mmdemo.extras import Extras
 from mmdemo.locales import UI
 from mmdemo.settings import Settings, credentials
@@ -82,17 +79,8 @@ def launch(demo: gr.Blocks, settings: Settings, service: ChatService) -> None:
         app_kwargs={"middleware": [Middleware(PlainRefusals)]},
     )
 
-    retrying = threading.Lock()
-
-    def retry_load() -> None:
-        with retrying, contextlib.suppress(UserError):  # the status says why
-            service.warm_up()
-
-    def health() -> JSONResponse:
-        status = service.engine.status()
-        if status.state == "failed" and not retrying.locked():  # a remote server may be back: look again
-            threading.Thread(target=retry_load, name="mmdemo-health-retry", daemon=True).start()
-        code, body = health_payload(status)
+    def health() -> JSONResponse:  # reports only: loading and retrying belong to the model manager
+        code, body = health_payload(service.models.engine.status())
         return JSONResponse(body, status_code=code)
 
     demo.app.add_api_route("/health", health, methods=["GET"])  # for load balancers; open even with --auth

@@ -16,6 +16,7 @@ import gradio as gr
 
 from mmdemo import media
 from mmdemo.errors import UserError
+from mmdemo.modalities import detect
 from mmdemo.settings import Settings
 from mmdemo.ui.guard import session_guard
 from mmdemo.ui.page import ASSETS, I18N
@@ -31,7 +32,7 @@ MAX_ADD = 16  # images one upload adds (each is decoded and embedded on the mode
 
 def _demo_images() -> dict[str, tuple[str, str]]:
     """digest → (name, path) of the images shipped in assets/."""
-    images = [p for p in sorted(ASSETS.iterdir()) if media.media_kind(p) == "image"]
+    images = [p for p in sorted(ASSETS.iterdir()) if detect(str(p)) == "image"]
     return {media.file_digest(p): (p.stem, str(p)) for p in images}
 
 

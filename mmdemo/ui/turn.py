@@ -10,64 +10,54 @@ from pathlib import Path
 
 import gradio as gr
 
-from mmdemo.chat import ChatEvent, ChatService, Classification
-from mmdemo.conversation import check_file_count
+from mmdemo.chat import ChatEvent, ChatService, Classification, Request, TurnHandle
+from mmdemo.conversation import EMPTY, check_file_count
 from mmdemo.engines.base import GenerationStats
 from mmdemo.engines.speech import SpokenAnswer, Voices, wav_bytes
 from mmdemo.errors import Cancelled, UserError
-from mmdemo.runner import Grounded, missing_input, run_task
+from mmdemo.runner import Grounded, start
 from mmdemo.showcase import ExampleCache, replay
-from mmdemo.tasks import TASKS, compose, parse_labels
+from mmdemo.tasks import TASKS, parse_labels
+from mmdemo.turns import Part, Turn, kinds_in
+from mmdemo.ui.history import split, to_turns
 
 log = logging.getLogger(__name__)
 FAILED = "Something went wrong while answering; the details are in the server log. Please try again."
 
 
-def user_message(text: str, files: list[str]) -> dict:
-    """The user's turn as the chat shows it."""
-    return {"role": "user", "content": [{"path": f} for f in files] + ([text] if text.strip() else [])}
-
-
-def split(message: dict | None) -> tuple[str, list[str]]:
-    """Text and file paths of a MultimodalTextbox value."""
-    message = message or {}
-    files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
-    return message.get("text") or "", files
-
-
-def prepare(message: dict | None, history: list[dict], task_key: str, prompt: str | None, labels: str,
-            target: str) -> tuple[str, list[str], list[str]]:
-    """The text the model gets for this task, the files, and the labels; a gr.Error when it cannot run."""
-    text, files = split(message)
+def prepare(message: dict | None, chat: list[dict], task_key: str, prompt: str | None,
+            values: dict[str, str]) -> tuple[Turn, list[Turn], list[str]]:
+    """The message as the task composes it, the history, and the labels to choose from; a gr.Error (what was
+    wrong, what to do) when the task cannot run."""
+    typed = split(message)
     task = TASKS.get(task_key) or TASKS["chat"]
-    empty = "The message is empty. Type a question, or attach an image or an audio clip."
-    if not text.strip() and not files and task.key == "chat":
-        raise gr.Error(empty)
-    label_list = parse_labels(labels or "")
+    history = to_turns(chat)
     try:
-        check_file_count(files)
-        composed = compose(task, prompt if prompt and prompt.strip() else task.prompt, text, label_list, target)
+        check_file_count(len(typed.files))
+        composed = task.compose(typed.text, prompt, values)
     except UserError as exc:
         raise gr.Error(str(exc), print_exception=False) from exc
-    reason = missing_input(task, files, history)
+    if not composed.strip() and not typed.files:
+        raise gr.Error(EMPTY)
+    reason = task.missing(kinds_in([*history, typed]))
     if reason:
         raise gr.Error(reason, print_exception=False)
-    if not composed.strip() and not files:
-        raise gr.Error(empty)
-    return composed, files, label_list
+    turn = Turn("user", (*typed.files, *((Part.of_text(composed),) if composed.strip() else ())))
+    labels = parse_labels(values.get("labels", "")) if "labels" in task.fields else []
+    return turn, history, labels
 
 
-def turn_events(service: ChatService, showcase: ExampleCache | None, task_key: str, text: str, files: list[str],
-                history: list[dict], system: str, max_tokens: float, temperature: float, top_p: float,
-                labels: list[str], stats: GenerationStats | None = None,
-                cancel: threading.Event | None = None) -> Iterator[ChatEvent]:
+def turn_events(service: ChatService, showcase: ExampleCache | None, request: Request,
+                handle: TurnHandle | None = None) -> Iterator[ChatEvent]:
     """Run one turn (a showcase answer when one matches), turning UserError into a gr.Error and anything
-    else into a logged generic error."""
+    else into a logged generic error. ``handle``: the turn's handle (its stats and cancel), made by the caller
+    with ``runner.start`` when it wants them."""
     try:
-        params = service.clamp(max_tokens, temperature, top_p)
-        cached = showcase.lookup(text, files, history, system, params) if showcase and task_key == "chat" else None
-        yield from (replay(cached, stats or GenerationStats()) if cached else
-                    run_task(service, TASKS[task_key], text, files, history, system, params, labels, stats, cancel))
+        cached = showcase.lookup(request) if showcase and request.task.key == "chat" else None
+        if cached:
+            yield from replay(cached, handle.stats if handle else GenerationStats())
+        else:
+            yield from handle or start(service, request)
     except Cancelled:  # stopped before the answer began (during transcription or label scoring)
         log.info("turn stopped before its answer")
     except UserError as exc:

@@ -1,0 +1,123 @@
+"""The kinds of media mmdemo takes, one registry entry each: how a file of that kind is recognised, which
+budget applies, how it becomes parts of the model's messages, which prompt tokens it counts, and which
+capability flag says a model takes it. Adding a modality is one entry here (plus its decoder and tests)."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mmdemo import media
+from mmdemo.engines.base import Capabilities
+from mmdemo.errors import UserError
+
+if TYPE_CHECKING:  # turns.py recognises files through this module
+    from mmdemo.turns import Part
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much media one request may carry into the model."""
+
+    max_image_pixels: int = 1024 * 1024
+    max_audio_seconds: float = 60.0
+    max_images: int = 4
+    max_audio: int = 4
+
+
+@dataclass
+class Context:
+    """What converting one part may use and report: the model's capabilities, the budget, speech
+    recognition for models that cannot hear, and the notices and transcripts of the new message."""
+
+    caps: Capabilities
+    budget: Budget
+    transcribe: Callable[[np.ndarray], str] | None = None
+    new: bool = False  # the part belongs to the new message (its notes are reported)
+    notices: list[str] = field(default_factory=list)
+    transcripts: list[tuple[str, str]] = field(default_factory=list)  # (clip name, text) of the new message
+
+    def note(self, notes: list[str]) -> None:
+        """Report ``notes`` about a part of the new message."""
+        if self.new:
+            self.notices.extend(notes)
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One kind of media."""
+
+    name: str  # the part kind, e.g. "image"
+    noun: str  # how messages name one item: "image", "audio clip"
+    plural: str  # how the model card names the kind: "images", "audio"
+    formats: str  # the formats read, for messages
+    mime_prefix: str  # declared MIME types of this kind start with this
+    suffixes: frozenset[str]  # file names of this kind end with one of these (the last resort)
+    capability: str  # the Capabilities flag that says a model takes it natively
+    context_limit: str  # the Budget field: how many items of this kind stay in the model's context
+    token: str  # the processor attribute that names its placeholder token (counted in the speed strip)
+    convert: Callable[[Part, Context], list[dict]]  # a Part -> content parts of the model's messages
+
+
+def _image(part: Part, ctx: Context) -> list[dict]:
+    if not ctx.caps.image:
+        raise UserError("This model does not take images. Send text or audio, or start it with another --model.")
+    loaded = media.load_image(part.path, ctx.budget.max_image_pixels)
+    ctx.note(loaded.notes)
+    return [{"type": "image", "image": loaded.data}]
+
+
+def _audio(part: Part, ctx: Context) -> list[dict]:
+    path, name = part.path, part.name
+    if ctx.caps.audio:
+        loaded = media.load_audio(path, ctx.caps.audio_sampling_rate,
+                                  min(ctx.budget.max_audio_seconds, ctx.caps.max_audio_seconds))
+        ctx.note(loaded.notes)
+        return [{"type": "audio", "audio": loaded.data}]
+    if ctx.transcribe is None:
+        raise UserError("This model does not take audio and no speech-recognition model is set (--asr-model).")
+    loaded = media.load_audio(path, 16000, ctx.budget.max_audio_seconds)
+    ctx.note(loaded.notes)
+    transcript = ctx.transcribe(loaded.data)
+    if ctx.new:
+        ctx.transcripts.append((name, transcript))
+    return [{"type": "text", "text": f'[Voice clip "{name}", transcribed: {transcript or "(no speech heard)"}]'}]
+
+
+MODALITIES: dict[str, Modality] = {
+    m.name: m
+    for m in (
+        Modality("image", "image", "images", media.IMAGE_FORMATS, "image/", frozenset(), "image", "max_images",
+                 "image_token", _image),
+        Modality("audio", "audio clip", "audio", media.AUDIO_FORMATS, "audio/",
+                 frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".webm", ".m4a", ".aac", ".mp4",
+                            ".weba"}), "audio", "max_audio", "audio_token", _audio),
+    )
+}
+
+
+def detect(path: str, mime: str | None = None) -> str:
+    """A file's part kind: from its first bytes when they are a known format's (browsers and the JavaScript
+    client upload files named ``blob``), else from the declared MIME type, else from its name; ``"other"``."""
+    sniffed = media.sniff(path)
+    if sniffed in MODALITIES:
+        return sniffed
+    declared = mime or mimetypes.guess_type(str(path))[0] or ""
+    suffix = Path(path).suffix.lower()
+    for modality in MODALITIES.values():
+        if declared.startswith(modality.mime_prefix) or suffix in modality.suffixes:
+            return modality.name
+    return "other"
+
+
+def unrecognised(name: str) -> str:
+    """The message for a file whose content is none of the kinds in :data:`MODALITIES`."""
+    kinds = [m.name for m in MODALITIES.values()]
+    formats = "; ".join(f"{m.name}: {m.formats}" for m in MODALITIES.values())
+    return (f"'{name}' is not an {', '.join(kinds[:-1])} or {kinds[-1]} file (its content was not recognised). "
+            f"Attach one of these ({formats}).")
