@@ -17,7 +17,8 @@ from mmdemo.engines.base import Engine
 from mmdemo.errors import UserError
 
 log = logging.getLogger(__name__)
-RETRY_AFTER_S = (30, 60, 120, 300)  # a failed load is tried again after these pauses, then left failed
+# A failed load (a server not up yet, a network down) is tried again after these pauses, then left failed.
+RETRY_AFTER_S = (5, 10, 20, 40, 80, 160, 300)
 
 
 class Transcriber(Protocol):
