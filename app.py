@@ -14,7 +14,7 @@ from mmdemo import presets
 from mmdemo.chat import ChatService
 from mmdemo.errors import UserError
 from mmdemo.extras import Extras
-from mmdemo.modalities import Budget
+from mmdemo.modalities import VIDEO_FRAMES, Budget
 from mmdemo.models import ModelManager
 from mmdemo.settings import Settings, base_urls, parse_settings
 from mmdemo.showcase import ExampleCache
@@ -27,6 +27,7 @@ EXAMPLES = [
     {"text": "What does this chart show? Which month is highest?", "files": [str(ASSETS / "chart.png")]},
     {"text": "", "files": [str(ASSETS / "scene.png"), str(ASSETS / "question.wav")]},
     {"text": "What does the speaker say?", "files": [str(ASSETS / "hello.wav")]},
+    {"text": "What happens in this video?", "files": [str(ASSETS / "clip.mp4")]},
 ]
 EXAMPLES_ZH = [  # asked in Chinese, answered in Chinese
     {"text": "用两句话描述这张图片。", "files": [str(ASSETS / "scene.png")]},
@@ -38,6 +39,7 @@ TASK_EXAMPLES = [  # (message, task): each task once, with the demo's own media
     ({"text": "", "files": [str(ASSETS / "chart.png")]}, "ocr"),
     ({"text": "Which month has the highest value?", "files": [str(ASSETS / "chart.png")]}, "document"),
     ({"text": "house", "files": [str(ASSETS / "scene.png")]}, "grounding"),
+    ({"text": "", "files": [str(ASSETS / "clip.mp4")]}, "video"),
     ({"text": "", "files": [str(ASSETS / "hello.wav")]}, "transcribe"),
     ({"text": "", "files": [str(ASSETS / "hello.wav")]}, "translate"),
     ({"text": "", "files": [str(ASSETS / "question.wav")]}, "spoken_question"),
@@ -80,7 +82,9 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
     asr = presets.resolve(settings.asr_model, "asr", device)
     transcriber = WhisperTranscriber(asr, device, workers=workers, beams=settings.asr_beams) if asr else None
     budget = Budget(settings.max_image_pixels, settings.max_audio_seconds, settings.max_context_images,
-                    settings.max_context_audio)
+                    settings.max_context_audio, max_video_seconds=settings.max_video_seconds,
+                    video_fps=settings.video_fps,
+                    video_frames=settings.video_frames or VIDEO_FRAMES[presets.device_kind(device)])
     service = ChatService(ModelManager(engine, transcriber, make_engine), budget, settings.max_new_tokens)
     tts, search, draw = (presets.resolve(getattr(settings, f"{role}_model"), role, device)
                          for role in ("tts", "search", "draw"))

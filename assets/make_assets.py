@@ -64,9 +64,37 @@ def speech(name: str, text: str) -> None:
     soundfile.write(HERE / f"{name}.wav", samples, 16000, subtype="PCM_16")
 
 
+def clip() -> None:
+    """A 6 s video (H.264 + AAC in MP4): the scene, a red ball rolling from left to right, and a voice saying so."""
+    import av
+
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        subprocess.run(["espeak-ng", "-s", "150", "-w", str(raw), "Watch the red ball roll across the garden."],
+                       check=True)
+        voice, rate = soundfile.read(raw, dtype="float32")
+    background = Image.open(HERE / "scene.png").convert("RGB").resize((320, 240))
+    with av.open(str(HERE / "clip.mp4"), "w") as container:
+        video = container.add_stream("libx264", rate=10, options={"crf": "30"})
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        sound = container.add_stream("aac", rate=rate)
+        for i in range(60):
+            frame = background.copy()
+            x = 10 + i * 4.8
+            ImageDraw.Draw(frame).ellipse([x, 185, x + 30, 215], fill=(220, 30, 30))
+            container.mux(video.encode(av.VideoFrame.from_image(frame)))
+        container.mux(video.encode())
+        samples = av.AudioFrame.from_ndarray((0.8 * voice / np.abs(voice).max()).astype(np.float32)[None, :],
+                                             format="flt", layout="mono")
+        samples.sample_rate = rate
+        container.mux(sound.encode(samples))
+        container.mux(sound.encode())
+
+
 if __name__ == "__main__":
     scene()
     chart()
+    clip()
     speech("question", "What colour is the ball in this picture?")
     speech("hello", "Hello! This is a short voice message recorded for the multimodal demo.")
     print("assets written to", HERE)

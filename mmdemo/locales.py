@@ -10,12 +10,12 @@ from __future__ import annotations
 UI: dict[str, dict[str, str]] = {
     "en": {
         "title": "# mmdemo · multimodal chat",
-        "description": "Give the model **images, voice clips and text** (attach files, drop them in, or record "
-                       "with the microphone) and watch the answer stream back. Earlier turns, with their media, "
+        "description": "Give the model **images, videos, voice clips and text** (attach files, drop them in, or "
+                       "record with the microphone) and watch the answer stream back. Earlier turns, with their media, "
                        "stay in context.",
         "chat": "Chat",
         "chat_placeholder": "Attach an image or a voice clip and ask about it.",
-        "input_placeholder": "Ask about an image or a voice clip… (Enter sends, Shift+Enter adds a line)",
+        "input_placeholder": "Ask about an image, a video or a voice clip… (Enter sends, Shift+Enter adds a line)",
         "mic_notice": "🎙️ This page is served over plain HTTP, so the browser will not let it record from the "
                       "microphone. Open it at `http://localhost` on the machine that runs it, serve it over HTTPS "
                       "(see docs/DEPLOY.md), or attach a recorded clip instead.",
@@ -40,7 +40,7 @@ UI: dict[str, dict[str, str]] = {
                        "之前的对话及其媒体都会保留在上下文中。",
         "chat": "对话",
         "chat_placeholder": "附加一张图片或一段语音，然后提问。",
-        "input_placeholder": "就图片或语音提问……（Enter 发送，Shift+Enter 换行）",
+        "input_placeholder": "就图片、视频或语音提问……（Enter 发送，Shift+Enter 换行）",
         "mic_notice": "🎙️ 此页面通过普通 HTTP 提供，浏览器不允许它使用麦克风录音。请在运行它的机器上通过 "
                       "`http://localhost` 打开，或通过 HTTPS 提供（见 docs/DEPLOY.md），或改为附加录好的音频。",
         "send": "发送", "stop": "停止 (Esc)", "clear": "清空", "export": "导出对话",
@@ -72,7 +72,8 @@ LIVE: dict[str, dict[str, str]] = {
         "first_token": "{seconds:.2f} s to first token", "prefilling": "prefilling…",
         "tokens": "tokens", "stopped": "stopped", "replayed": "computed at start (showcase)",
         "prompt": "Prompt {count} tokens ({parts}) · generated {generated}",
-        "text": "text", "image": "image", "audio": "audio", "waited": "waited {seconds:.1f} s in the queue",
+        "text": "text", "image": "image", "audio": "audio", "video": "video", "frames": "{count} frames",
+        "waited": "waited {seconds:.1f} s in the queue",
     },
     "zh-CN": {
         "loading": "⏳ 正在 {device} 上加载 **{name}**……第一个回答会等它就绪。",
@@ -85,7 +86,8 @@ LIVE: dict[str, dict[str, str]] = {
         "first_token": "首个 token 用时 {seconds:.2f} 秒", "prefilling": "预填充中……",
         "tokens": "个 token", "stopped": "已停止", "replayed": "启动时已计算（展示模式）",
         "prompt": "提示 {count} 个 token（{parts}）· 生成 {generated} 个",
-        "text": "文字", "image": "图片", "audio": "音频", "waited": "排队等待 {seconds:.1f} 秒",
+        "text": "文字", "image": "图片", "audio": "音频", "video": "视频", "frames": "{count} 帧",
+        "waited": "排队等待 {seconds:.1f} 秒",
     },
 }
 

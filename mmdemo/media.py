@@ -50,12 +50,13 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
-_AUDIO_MAGIC = (b"fLaC", b"OggS", b"ID3", b"#!AMR", b"\x1a\x45\xdf\xa3")  # \x1a\x45\xdf\xa3: WebM/Matroska
+_AUDIO_MAGIC = (b"fLaC", b"OggS", b"ID3", b"#!AMR")
 _IMAGE_BRANDS = (b"avif", b"avis", *_HEIF_BRANDS)  # ISO media (ftyp) brands of pictures; others are clips
 
 
 def sniff(path: str | os.PathLike) -> str | None:
-    """The kind (``"image"``, ``"audio"``) a file's first bytes announce, or ``None`` (unknown, or no such file)."""
+    """The kind a file's first bytes announce: ``"image"``, ``"audio"``, ``"container"`` (MP4/MOV, Matroska/WebM,
+    AVI: sound or video, its streams tell), or ``None`` (unknown, or no such file)."""
     try:
         with open(path, "rb") as file:
             head = file.read(32)
@@ -66,7 +67,9 @@ def sniff(path: str | os.PathLike) -> str | None:
     if head[:2] == b"BM" and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 108, 124):
         return "image"
     if head[4:8] == b"ftyp":
-        return "image" if head[8:12] in _IMAGE_BRANDS else "audio"
+        return "image" if head[8:12] in _IMAGE_BRANDS else "container"
+    if head.startswith(b"\x1a\x45\xdf\xa3") or (head[:4] == b"RIFF" and head[8:12] == b"AVI "):
+        return "container"
     if head.startswith(_AUDIO_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WAVE"):
         return "audio"
     if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # an MPEG audio frame (MP3, ADTS AAC)

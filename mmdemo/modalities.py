@@ -15,9 +15,13 @@ import numpy as np
 from mmdemo import media
 from mmdemo.engines.base import Capabilities
 from mmdemo.errors import UserError
+from mmdemo.video import VIDEO_FORMATS, Clip, load_video, streams
 
 if TYPE_CHECKING:  # turns.py recognises files through this module
     from mmdemo.turns import Part
+
+
+VIDEO_FRAMES = {"cpu": 8, "cuda": 32}  # frames sampled from one video, per device (each costs prompt tokens)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,11 @@ class Budget:
     max_audio_seconds: float = 60.0
     max_images: int = 4
     max_audio: int = 4
+    max_videos: int = 1
+    max_video_seconds: float = 600.0  # longer clips are trimmed (with a notice)
+    video_fps: float = 1.0  # frames sampled per second of video, at most ``video_frames`` in all
+    video_frames: int = 8
+    video_frame_pixels: int = 360 * 360
 
 
 @dataclass
@@ -89,14 +98,58 @@ def _audio(part: Part, ctx: Context) -> list[dict]:
     return [{"type": "text", "text": f'[Voice clip "{name}", transcribed: {transcript or "(no speech heard)"}]'}]
 
 
+def _video(part: Part, ctx: Context) -> list[dict]:
+    if not (ctx.caps.video or ctx.caps.image):
+        raise UserError("This model does not take pictures, so it cannot watch a video. Send text or audio, or "
+                        "start the demo with a model that sees.")
+    budget = ctx.budget
+    loaded = load_video(part.path, budget.video_fps, budget.video_frames, budget.max_video_seconds,
+                        budget.video_frame_pixels)
+    ctx.note(loaded.notes)
+    clip: Clip = loaded.data  # type: ignore[assignment]
+    if ctx.caps.video:  # the processor samples nothing itself: these frames, at these times
+        parts = [{"type": "video", "video": clip.frames, "timestamps": clip.timestamps, "duration": clip.duration,
+                  "fps": clip.fps}]
+    else:  # frames as images, each after its time
+        parts = [{"type": "text", "text": f'[Video "{part.name}", {clip.duration:.0f} s long: '
+                                          f"{len(clip.frames)} frames, each after its time]"}]
+        for at, frame in zip(clip.timestamps, clip.frames, strict=True):
+            parts += [{"type": "text", "text": f"[{int(at // 60)}:{at % 60:04.1f}]"}, {"type": "image", "image": frame}]
+    return parts + (_sound_track(part, ctx) if clip.has_audio else [])
+
+
+def _sound_track(part: Part, ctx: Context) -> list[dict]:
+    """A clip's sound: as audio for a model that hears, else its transcript, else a notice."""
+    seconds = min(ctx.budget.max_video_seconds, ctx.budget.max_audio_seconds)
+    try:
+        if ctx.caps.audio:
+            audio = media.load_audio(part.path, ctx.caps.audio_sampling_rate, min(seconds, ctx.caps.max_audio_seconds))
+            return [{"type": "audio", "audio": audio.data}]
+        if ctx.transcribe is None:
+            ctx.note([f"'{part.name}' has sound, but this model does not hear and no speech model is set; only its "
+                      "pictures are used."])
+            return []
+        transcript = ctx.transcribe(media.load_audio(part.path, 16000, seconds).data)
+    except UserError as exc:  # a sound track that cannot be decoded: the pictures still count
+        ctx.note([f"The sound of '{part.name}' could not be used ({exc})"])
+        return []
+    if ctx.new:
+        ctx.transcripts.append((f"{part.name} (sound)", transcript))
+    return [{"type": "text", "text": f'[Sound of video "{part.name}", transcribed: '
+                                     f'{transcript or "(no speech heard)"}]'}]
+
+
 MODALITIES: dict[str, Modality] = {
     m.name: m
     for m in (
         Modality("image", "image", "images", media.IMAGE_FORMATS, "image/", frozenset(), "image", "max_images",
                  "image_token", _image),
         Modality("audio", "audio clip", "audio", media.AUDIO_FORMATS, "audio/",
-                 frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".webm", ".m4a", ".aac", ".mp4",
-                            ".weba"}), "audio", "max_audio", "audio_token", _audio),
+                 frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".webm", ".m4a", ".aac", ".weba"}),
+                 "audio", "max_audio", "audio_token", _audio),
+        Modality("video", "video", "videos", VIDEO_FORMATS, "video/",
+                 frozenset({".mp4", ".mov", ".mkv", ".avi", ".m4v", ".3gp"}), "video", "max_videos", "video_token",
+                 _video),
     )
 }
 
@@ -107,12 +160,15 @@ def detect(path: str, mime: str | None = None) -> str:
     sniffed = media.sniff(path)
     if sniffed in MODALITIES:
         return sniffed
+    if sniffed == "container":  # MP4, WebM, MKV, AVI: a video when it has pictures, else sound
+        pictures, sound = streams(path)
+        if pictures or sound:
+            return "video" if pictures else "audio"
     declared = mime or mimetypes.guess_type(str(path))[0] or ""
     suffix = Path(path).suffix.lower()
-    for modality in MODALITIES.values():
-        if declared.startswith(modality.mime_prefix) or suffix in modality.suffixes:
-            return modality.name
-    return "other"
+    by_mime = [m.name for m in MODALITIES.values() if declared.startswith(m.mime_prefix)]
+    by_name = [m.name for m in MODALITIES.values() if suffix in m.suffixes]
+    return (by_mime or by_name or ["audio" if sniffed == "container" else "other"])[0]
 
 
 def unrecognised(name: str) -> str:

@@ -35,6 +35,9 @@ class Settings:
     max_audio_seconds: float = 60.0
     max_context_images: int = 4
     max_context_audio: int = 4
+    max_video_seconds: float = 600.0
+    video_fps: float = 1.0
+    video_frames: int = 0
     concurrency: int = 1
     max_file_mb: int = 50
     session_limit: int = 2
@@ -66,6 +69,9 @@ _HELP = {
     "max_audio_seconds": "longer clips are trimmed to this length",
     "max_context_images": "images kept in the model's context; older ones are dropped with a notice",
     "max_context_audio": "audio clips kept in the model's context; older ones are dropped with a notice",
+    "max_video_seconds": "longer videos are trimmed to this length (with a notice)",
+    "video_fps": "frames sampled per second of video, up to --video-frames in all",
+    "video_frames": "most frames sampled from one video (0: 8 on a CPU, 32 on a GPU)",
     "concurrency": "generations run at the same time; further requests wait in the queue",
     "max_file_mb": "largest upload accepted, in megabytes",
     "session_limit": "requests one browser session (or API client) may have running or queued at once",
@@ -124,8 +130,11 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if settings.max_image_tokens < 0:
         parser.error("--max-image-tokens must be 0 (the device's default) or positive")
-    if settings.max_audio_seconds <= 0:
-        parser.error("--max-audio-seconds must be positive")
+    for name in ("max_audio_seconds", "max_video_seconds", "video_fps"):
+        if getattr(settings, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if settings.video_frames < 0:
+        parser.error("--video-frames must be 0 (the device's default) or positive")
     if settings.auth is not None and ":" not in settings.auth:
         parser.error("--auth must be user:password")
     if settings.engine not in ("local", "openai"):

@@ -39,7 +39,8 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("target", "what to find (find objects; empty: the message's text, else any object)", ""),
     Field("language", "language to translate into", "English", LANGUAGES),
 )}
-_NEEDS = {"image": "an image", "audio": "an audio clip (attach one or record with the microphone)"}
+_NEEDS = {"image": "an image", "audio": "an audio clip (attach one or record with the microphone)",
+          "video": "a video (MP4, WebM, MOV or MKV)"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Task:
     key: str
     label: str
     prompt: str  # its blanks are its fields' names in braces: {labels}, {language}, {target}
-    needs: Literal["image", "audio"] | None = None
+    needs: Literal["image", "audio", "video"] | None = None
     output: Literal["text", "label", "boxes"] = "text"
     fields: tuple[str, ...] = ()
 
@@ -96,6 +97,8 @@ TASKS: dict[str, Task] = {
         Task("document", "Chart or document question",
              "This image is a chart or a document. Read its title, axes, labels and numbers, then answer the "
              "question.", "image"),
+        Task("video", "Describe the video",
+             "Describe what happens in this video, in order, saying at what time each thing happens.", "video"),
         Task("transcribe", "Transcribe speech", "Transcribe exactly what is said in the audio clip.", "audio"),
         Task("translate", "Translate speech",
              "Translate what is said in the audio clip into {language}. Give only the translation.", "audio",

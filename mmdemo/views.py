@@ -68,9 +68,15 @@ def how_it_works(service: ChatService, stats: GenerationStats | None) -> str:
         lines.append("(The model runs on another server; its parts are not visible from here.)")
     if caps and not caps.audio:
         lines.append("Voice clips are first transcribed by the speech model (Whisper), then read as text.")
+    if caps and (caps.video or caps.image):
+        lines.append("A video becomes a few frames sampled across it (with their times)"
+                     + (", read by the model's own video processor." if caps.video else ", read as images.")
+                     + (" Its sound goes to the audio encoder." if caps.audio else " Its sound is transcribed."))
     if stats is None or not stats.prompt_tokens:
         return "\n\n".join([*lines, "*Ask something to see how long each stage of your request takes.*"])
     tokens = [f"{kind} {n}" for kind, n in (("text", stats.text_tokens), *stats.media_tokens.items()) if n]
+    if stats.frames:
+        tokens.append(f"{stats.frames} video frames")
     stages = " → ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in stats.stages.items())
     lines.append(f"**Your last request**: {stats.prompt_tokens} prompt tokens ({', '.join(tokens)}), "
                  f"{stats.generated_tokens} generated.")
@@ -86,6 +92,8 @@ def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool, la
              else live(lang, "prefilling"))
     parts = [f"{live(lang, kind)} {count}" for kind, count in (("text", stats.text_tokens), *stats.media_tokens.items())
              if count or kind == "text"]
+    if stats.frames:
+        parts.append(live(lang, "frames", count=stats.frames))
     detail = live(lang, "prompt", count=stats.prompt_tokens, parts=" · ".join(parts), generated=stats.generated_tokens)
     if queue_wait is not None and queue_wait >= 0.05:
         detail += " · " + live(lang, "waited", seconds=queue_wait)

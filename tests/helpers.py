@@ -87,3 +87,32 @@ def assert_not_blank(path: Path, box: dict) -> None:
         left, top = max(0, box["x"]), max(0, box["y"])
         region = shot.convert("L").crop((left, top, box["x"] + box["width"], box["y"] + box["height"]))
         assert ImageStat.Stat(region).stddev[0] > 10, f"{path.name}: the area looks blank"
+
+
+def write_clip(path: Path, seconds: float = 3.0, fps: int = 10, size: tuple[int, int] = (160, 120),
+               audio: bool = False, codec: str = "libx264", gop: int | None = None) -> Path:
+    """A test video: each second a different colour (frame i is (i * 7 % 256, ...)), optionally a 440 Hz
+    sound track; ``gop``: frames between keyframes (default: the encoder's)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        if gop:
+            stream.codec_context.gop_size = gop
+        sound = container.add_stream("aac", rate=16000) if audio else None
+        for i in range(int(seconds * fps)):
+            shade = int(i / fps * 40) % 256
+            pixels = np.full((size[1], size[0], 3), (shade, 255 - shade, 80), np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+        if sound is not None:
+            t = np.arange(int(seconds * 16000)) / 16000
+            samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+            frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+            frame.sample_rate = 16000
+            for chunk in [frame]:
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode())
+    return path

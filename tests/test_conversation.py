@@ -102,7 +102,7 @@ def test_empty_message_is_refused(text):
 def test_unsupported_file_is_refused(tmp_path):
     path = tmp_path / "report.pdf"
     path.write_bytes(b"%PDF-1.4")
-    with pytest.raises(UserError, match=r"'report.pdf' is not an image or audio file \(its content"):
+    with pytest.raises(UserError, match=r"'report.pdf' is not an image, audio or video file \(its content"):
         build([], "read this", [str(path)], system_prompt="", capabilities=VISION, budget=Budget())
 
 

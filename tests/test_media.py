@@ -153,7 +153,7 @@ def test_silence_is_accepted(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "mime", "kind"), [
-    ("a.png", None, "image"), ("a.JPG", None, "image"), ("a.wav", None, "audio"), ("rec.webm", "video/webm", "audio"),
+    ("a.png", None, "image"), ("a.JPG", None, "image"), ("a.wav", None, "audio"), ("rec.webm", "video/webm", "video"),
     ("a.m4a", None, "audio"), ("notes.pdf", None, "other"), ("blob", "image/png", "image"),
 ])
 def test_media_kind(name, mime, kind):

@@ -42,6 +42,7 @@ class GenerationStats:
 
     prompt_tokens: int = 0
     media_tokens: dict[str, int] = field(default_factory=dict)  # prompt tokens per modality, e.g. {"image": 64}
+    frames: int = 0  # video frames the model saw
     generated_tokens: int = 0
     first_token_s: float | None = None
     last_token_s: float = 0.0

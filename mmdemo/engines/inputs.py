@@ -101,7 +101,8 @@ class InputBuilder:
     def _template(self, messages: list[dict], sanitize: bool) -> dict:
         if not sanitize:
             messages = _map_parts(messages, "text", lambda p: {**p, "text": self._escape(p["text"])})
-        kwargs = {**self.kwargs, **self._audio_kwargs(messages)}
+        kwargs = {**self.kwargs, **self._audio_kwargs(messages), **_video_kwargs(messages)}
+        messages = _map_parts(messages, "video", lambda p: {"type": "video", "video": p["video"]})
         return self.processor.apply_chat_template(  # type: ignore[attr-defined]
             messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
             sanitize_control_tokens=sanitize, processor_kwargs={"return_tensors": "pt", **kwargs},
@@ -117,7 +118,7 @@ class InputBuilder:
         """Whisper-style feature extractors pad every clip to their full window (300 s for Qwen2.5-Omni):
         pad to the longest clip of the request instead."""
         extractor = getattr(self.processor, "feature_extractor", None)
-        lengths = [len(part["audio"]) for part in _parts(messages) if part.get("type") == "audio"]
+        lengths = [len(part["audio"]) for part in content_parts(messages) if part.get("type") == "audio"]
         if not lengths or not hasattr(extractor, "n_samples"):
             return {}
         step = _AUDIO_PAD_S * extractor.sampling_rate
@@ -125,13 +126,29 @@ class InputBuilder:
         return {"audio_kwargs": {**self.kwargs.get("audio_kwargs", {}), "max_length": length}}
 
     def _image_tokens_per_image(self, inputs: dict, messages: list[dict]) -> float | None:
-        images = sum(part.get("type") == "image" for part in _parts(messages))
+        images = sum(part.get("type") == "image" for part in content_parts(messages))
         if not images or self.image_token_id is None:
             return None
         return int((inputs["input_ids"] == self.image_token_id).sum()) / images
 
 
-def _parts(messages: list[dict]) -> list[dict]:
+def _video_kwargs(messages: list[dict]) -> dict:
+    """Videos arrive as frames already sampled (``mmdemo.video``): the processor samples nothing more and
+    learns each frame's time from the metadata (SmolVLM and Qwen3-VL write the times into the prompt,
+    Qwen2.5-VL spaces its time positions by them)."""
+    videos = [part for part in content_parts(messages) if part.get("type") == "video"]
+    if not videos:
+        return {}
+    from transformers.video_utils import VideoMetadata
+
+    metadata = [VideoMetadata(total_num_frames=max(len(v["video"]), round(v["duration"] * v["fps"])), fps=v["fps"],
+                              duration=v["duration"], frames_indices=[round(t * v["fps"]) for t in v["timestamps"]],
+                              width=v["video"][0].width, height=v["video"][0].height) for v in videos]
+    return {"do_sample_frames": False, "video_metadata": metadata}
+
+
+def content_parts(messages: list[dict]) -> list[dict]:
+    """Every typed part of the messages, in order."""
     return [part for m in messages if isinstance(m.get("content"), list) for part in m["content"]]
 
 

@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, St
 from mmdemo.engines.anatomy import StageClock, model_parts
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.engines.device import pick_dtype
-from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder
+from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
@@ -118,6 +118,7 @@ class TransformersEngine(Engine):
         self._capabilities = Capabilities(
             image=getattr(processor, "image_processor", None) is not None,
             audio=feature_extractor is not None and _has_audio_encoder(model.config),
+            video=getattr(processor, "video_processor", None) is not None,
             logprobs=True,
             audio_sampling_rate=rate,
             max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
@@ -166,8 +167,7 @@ class TransformersEngine(Engine):
                 failure.append(exc)
                 streamer.end()
 
-        media = sum(p.get("type") != "text" for m in messages if isinstance(m.get("content"), list)
-                    for p in m["content"])
+        media = sum(p.get("type") != "text" for p in content_parts(messages))
         job = self.workers.submit(run, cancel=cancel, seconds=estimate_seconds(params.max_new_tokens, media))
         try:
             for text in streamer:
@@ -190,8 +190,8 @@ class TransformersEngine(Engine):
         stats.stages["prepare"] = time.perf_counter() - started
         ids = inputs["input_ids"]
         stats.prompt_tokens = int(ids.shape[-1])
-        stats.media_tokens = {name: count for name, token in self._token_ids.items()
-                              if (count := int((ids == token).sum()))}
+        stats.media_tokens = self._media_tokens(ids, messages)
+        stats.frames = sum(len(p["video"]) for p in content_parts(messages) if p.get("type") == "video")
         max_new_tokens = self.check_context(stats.prompt_tokens, params.max_new_tokens)
         sampling = (
             {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
@@ -219,6 +219,14 @@ class TransformersEngine(Engine):
                 stats.prompt_tokens, stats.generated_tokens, " (stopped)" if stats.cancelled else "",
                 stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
             )
+
+    def _media_tokens(self, ids: torch.Tensor, messages: list[dict]) -> dict[str, int]:
+        """Prompt tokens per modality; SmolVLM's video frames are image tokens, counted as the video's."""
+        counts = {name: count for name, token in self._token_ids.items() if (count := int((ids == token).sum()))}
+        kinds = {p.get("type") for p in content_parts(messages)}
+        if {"video", "image"} & kinds == {"video"} and "image" in counts and "video" not in counts:
+            counts["video"] = counts.pop("image")
+        return counts
 
     def score(self, messages: list[dict], answers: list[str], cancel: threading.Event | None = None) -> list[float]:
         """log P(answer | messages) of each answer as the model's whole reply (end of turn included); raises
