@@ -61,8 +61,9 @@ def shrink(config: dict, sizes: dict) -> dict:
     return out
 
 
-def build_twin(name: str, out: Path) -> Path:
-    """Write the twin of ``tests/realish/<name>`` into ``out`` (real files + tiny weights)."""
+def build_twin(name: str, out: Path, full_size: bool = False) -> Path:
+    """Write the twin of ``tests/realish/<name>`` into ``out`` (real files + tiny weights; with ``full_size``,
+    random weights at the published sizes, for benchmarks)."""
     from transformers import AutoConfig
 
     borrowed, sizes = TWINS[name]
@@ -73,7 +74,8 @@ def build_twin(name: str, out: Path) -> Path:
                 shutil.copy(REALISH / borrowed / file, out / file)
     for file in (REALISH / name).iterdir():
         shutil.copy(file, out / file.name)
-    config_dict = shrink(json.loads((REALISH / name / "config.json").read_text()), sizes)
+    config_dict = json.loads((REALISH / name / "config.json").read_text())
+    config_dict = config_dict if full_size else shrink(config_dict, sizes)
     (out / "config.json").write_text(json.dumps(config_dict, indent=2))
     config = AutoConfig.from_pretrained(out)
     torch.manual_seed(0)
