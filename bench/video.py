@@ -82,11 +82,12 @@ def main() -> None:
             video_tokens = stats.media_tokens.get("video", 0)
             rows.append(f"| {seconds} s 720p | {statistics.median(sampling) * 1000:.0f} ms | {frames} × "
                         f"{video_tokens // max(1, frames)} = {video_tokens} | {stats.prompt_tokens} | "
-                        f"{statistics.median(ttft):.2f} s |")
+                        f"{statistics.median(ttft):.2f} s | {stats.stages.get('vision encoder', 0):.2f} s / "
+                        f"{stats.stages.get('prefill', 0):.2f} s |")
     print(f"load average {os.getloadavg()[0]:.2f}; median of {args.runs} runs\n")
     print("| clip | sampling (seek + decode + scale) | frames × tokens per frame | prompt tokens | time to first "
-          "token (sampling included) |")
-    print("|---|---|---|---|---|")
+          "token (sampling included) | of which vision encoder / prefill |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 

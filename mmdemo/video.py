@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from PIL import Image
@@ -120,31 +121,49 @@ def _duration(container: object, stream: object) -> float | None:
 
 def _by_seeking(container: object, stream: object, targets: list[float], tolerance: float,
                 deadline: float) -> list[tuple[float, object]]:
-    """One frame per target: decode on from where the decoder is when the target is near, else seek to the
-    keyframe before it (seeking back to a keyframe already decoded past would decode the same frames again)."""
-    import av
-
-    picked: list[tuple[float, object]] = []
+    """One frame per target, within ``tolerance`` of it where the file allows: the first keyframe of the
+    target's window when there is one (one frame decoded), else decoded on from the keyframe before the target,
+    or from where the decoder is when the target is near (seeking back would decode the same frames again)."""
     start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0  # type: ignore[attr-defined]
+    picked: list[tuple[float, object]] = []
     frames = None
     for target in targets:
-        if frames is None or target - tolerance - picked[-1][0] > SEEK_AFTER_S:
-            try:
-                container.seek(int((start + target) / stream.time_base), stream=stream, backward=True)  # type: ignore
-            except av.error.FFmpegError:  # not seekable after all: read from the start instead
+        low = target - tolerance
+        if frames is None or low - picked[-1][0] > SEEK_AFTER_S:
+            frames = _seek(container, stream, start + low, backward=False)
+            first = next(frames, None) if frames is not None else None
+            if first is not None and low <= (first.time or 0.0) - start <= target + tolerance:
+                _keep(picked, (first.time or 0.0) - start, first)
+                continue
+            frames = _seek(container, stream, start + target, backward=True)
+            if frames is None:  # not seekable after all: read from the start instead
                 return []
-            frames = container.decode(stream)  # type: ignore[attr-defined]
         for decoded, frame in enumerate(frames):
             at = (frame.time or 0.0) - start
-            if at >= target - tolerance or decoded >= MAX_DECODED_PER_FRAME or time.monotonic() > deadline:
-                if not picked or at > picked[-1][0]:
-                    picked.append((max(0.0, at), frame))
+            if at >= low or decoded >= MAX_DECODED_PER_FRAME or time.monotonic() > deadline:
+                _keep(picked, at, frame)
                 break
         else:
             break  # the end of the clip
         if time.monotonic() > deadline:
             break
     return picked
+
+
+def _seek(container: object, stream: object, seconds: float, backward: bool) -> Iterator[object] | None:
+    """Frames decoded from the keyframe at or before (``backward``) or at or after ``seconds``."""
+    import av
+
+    try:
+        container.seek(max(0, int(seconds / stream.time_base)), stream=stream, backward=backward)  # type: ignore
+    except av.error.FFmpegError:
+        return None
+    return container.decode(stream)  # type: ignore[attr-defined]
+
+
+def _keep(picked: list[tuple[float, object]], at: float, frame: object) -> None:
+    if not picked or at > picked[-1][0]:
+        picked.append((max(0.0, at), frame))
 
 
 def _from_start(container: object, stream: object, targets: list[float], tolerance: float,
