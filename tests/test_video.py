@@ -184,3 +184,23 @@ def test_a_clip_in_the_browser_shows_in_the_chat_and_its_answer_streams(browser,
     finally:
         page.close()
 
+
+
+def test_a_webcam_recording_joins_the_message_and_is_answered(browser, omni_app):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # Chromium's fake camera and microphone
+    try:
+        page.goto(omni_app.url)
+        page.wait_for_selector("#input textarea", timeout=20_000)
+        page.click("#record-video")
+        page.click("#webcam button:has-text('Click to Access Webcam')")
+        page.click("#webcam button[aria-label='start recording']")
+        page.wait_for_timeout(2000)
+        page.click("#webcam button:has-text('Stop')")
+        page.wait_for_selector("#input .thumbnail-item", timeout=15_000)  # attached to the message
+        page.fill("#input textarea", "What do you see?")
+        page.click("#send")
+        page.wait_for_selector("#chat video", timeout=15_000)
+        page.wait_for_selector("#chat :text('s to first token')", timeout=60_000)
+    finally:
+        page.close()
+    assert omni_app.wait_answers(2)[-1][0] > 100  # the clip's frames (and sound) were in the prompt

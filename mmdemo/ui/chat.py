@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 UPDATE_INTERVAL_S = 0.04  # at most ~25 page updates a second, however fast tokens come
 
 
+def attach_recording(video: str | None, message: dict | None) -> tuple[dict, dict]:
+    """A webcam recording joins the files of the input box (beside what is typed); the camera is freed."""
+    if not video:
+        return gr.skip(), gr.skip()
+    message = message or {}
+    files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
+    return gr.MultimodalTextbox(value={"text": message.get("text") or "", "files": [*files, video]}), gr.Video(None)
+
+
 def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples: list[dict] | None,
              examples_zh: list[dict] | None, task_examples: list[tuple[dict, str]] | None,
              showcase: ExampleCache | None, extras: Extras) -> None:
@@ -169,6 +178,12 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
                               elem_id="spoken")
             speak.change(lambda on: gr.Audio(visible=on and live), [speak], [spoken], queue=False,
                          api_visibility="undocumented")
+            with gr.Accordion(t("record_video"), open=False, elem_id="record-video"):
+                # not mirrored: the model sees the scene as it is (and Gradio need not re-encode the clip to flip it)
+                camera = gr.Video(sources=["webcam"], include_audio=True, show_label=False, elem_id="webcam",
+                                  webcam_options=gr.WebcamOptions(mirror=False))
+            camera.change(attach_recording, [camera, textbox], [textbox, camera], queue=False,
+                          api_visibility="undocumented")
     with gr.Accordion(t("settings"), open=False):
         system = gr.Textbox(label=t("system_prompt"), value=settings.system_prompt, lines=2)
         tokens0, temperature0, top_p0 = page_defaults(settings)
