@@ -22,17 +22,24 @@ from mmdemo.ui.turn import api_result, prepare, turn_events
 log = logging.getLogger(__name__)
 
 
-def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, extras: Extras,
-                  showcase: ExampleCache | None) -> None:
-    """Wire the endpoints to hidden components of their own (plain English names and defaults in the schema)."""
+class ApiHandlers:
+    """What the API endpoints call (their parameter names are the schema's)."""
 
-    def chat_api(message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
-                 top_p: float) -> Iterator[tuple[str, list[dict]]]:
+    def __init__(self, service: ChatService, settings: Settings, extras: Extras,
+                 showcase: ExampleCache | None) -> None:
+        self.service = service
+        self.settings = settings
+        self.extras = extras
+        self.showcase = showcase
+
+    def chat(self, message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
+             top_p: float) -> Iterator[tuple[str, list[dict]]]:
+        """One turn of the conversation the session's state holds; the answer streams."""
         turn = split(message)
-        request = Request(turn, tuple(to_turns(history)), params=service.clamp(max_tokens, temperature, top_p),
+        request = Request(turn, tuple(to_turns(history)), params=self.service.clamp(max_tokens, temperature, top_p),
                           system=system)
         answer = ""
-        for event in turn_events(service, showcase, request):
+        for event in turn_events(self.service, self.showcase, request):
             if event.kind == "notice":
                 gr.Info(event.text)
             elif event.kind in ("text", "progress"):  # progress: a chance to notice a disconnect
@@ -40,29 +47,29 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
                 yield answer, history
         yield answer, [*history, shown(turn), {"role": "assistant", "content": answer}]
 
-    def task_api(message: dict | None, task_key: str, prompt: str | None, labels: str, target: str, language: str,
-                 max_tokens: float, temperature: float) -> Iterator[tuple]:
+    def task(self, message: dict | None, task_key: str, prompt: str | None, labels: str, target: str, language: str,
+             max_tokens: float, temperature: float) -> Iterator[tuple]:
         """One task on one message (no history): the answer, the result as JSON, the image with boxes. The
         fields after ``prompt`` are those of ``tasks.FIELDS``, in order."""
         if task_key not in TASKS:
             raise gr.Error(f"Unknown task {task_key!r}; the tasks are: {', '.join(TASKS)}.")
         values = {"labels": labels or "", "target": target or "", "language": language or ""}
         turn, _, labels = prepare(message, [], task_key, prompt, values)
-        request = Request(turn, (), TASKS[task_key], service.clamp(max_tokens, temperature, 1.0),
-                          settings.system_prompt, tuple(labels))
+        request = Request(turn, (), TASKS[task_key], self.service.clamp(max_tokens, temperature, 1.0),
+                          self.settings.system_prompt, tuple(labels))
         events = []
-        for event in turn_events(service, showcase, request):
+        for event in turn_events(self.service, self.showcase, request):
             events.append(event)
             if event.kind == "progress":  # long work on the way: a chance to notice a disconnect
                 yield gr.skip(), gr.skip(), gr.skip()
         yield api_result(task_key, turn.text, events)
 
-    def speak_api(text: str) -> tuple[int, object]:
+    def speak(self, text: str) -> tuple[int, object]:
         """``text`` read aloud by the voice model, as one clip; sentences no voice reads are skipped with a
         notice, and text with nothing to read is refused (never an empty clip)."""
         if not (text or "").strip():
             raise gr.Error("Give the text to read aloud.")
-        spoken = SpokenAnswer(extras.speaker)
+        spoken = SpokenAnswer(self.extras.speaker)
         try:
             spoken.feed(text.strip()[:2000])
             for _ in spoken.finish():
@@ -77,6 +84,12 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
             gr.Info(f"{len(spoken.notes)} sentence(s) were not read: {spoken.notes[0]}")
         return whole
 
+
+def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, extras: Extras,
+                  showcase: ExampleCache | None) -> None:
+    """Wire the endpoints to hidden components of their own (plain English names and defaults in the schema)."""
+
+    handlers = ApiHandlers(service, settings, extras, showcase)
     model = dict(concurrency_id="model", concurrency_limit=settings.concurrency,
                  validator=session_guard(demo, settings.session_limit))
     tokens0, temperature0, top_p0 = page_defaults(settings)
@@ -94,9 +107,10 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
         task_out = [gr.Textbox(label="answer"), gr.JSON(label="result"),
                     gr.Image(type="filepath", format="png", label="image with boxes")]
         speak_in, speak_out = gr.Textbox(label="text"), gr.Audio(type="numpy", format="wav", label="speech")
-        gr.Button().click(chat_api, [message, api_history, system, max_tokens, temperature, top_p],
+        gr.Button().click(handlers.chat, [message, api_history, system, max_tokens, temperature, top_p],
                           [gr.Textbox(label="answer"), api_history], api_name="chat", **model,
                           api_description="One turn of the conversation this session holds; the answer streams.")
-        gr.Button().click(task_api, [message, *task_in, max_tokens, temperature], task_out, api_name="task", **model)
+        gr.Button().click(handlers.task, [message, *task_in, max_tokens, temperature], task_out, api_name="task",
+                          **model)
         if extras.speaker is not None:
-            gr.Button().click(speak_api, [speak_in], [speak_out], api_name="speak", **model)
+            gr.Button().click(handlers.speak, [speak_in], [speak_out], api_name="speak", **model)
