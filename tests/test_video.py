@@ -16,7 +16,7 @@ from mmdemo.conversation import build_messages
 from mmdemo.engines.base import Capabilities, GenerationParams, GenerationStats
 from mmdemo.errors import UserError
 from mmdemo.modalities import Budget, detect
-from mmdemo.turns import Turn
+from mmdemo.turns import Part, Turn
 from mmdemo.video import load_video
 
 VIDEO = Capabilities(image=True, audio=False, video=True)
@@ -204,3 +204,36 @@ def test_a_webcam_recording_joins_the_message_and_is_answered(browser, omni_app)
     finally:
         page.close()
     assert omni_app.wait_answers(2)[-1][0] > 100  # the clip's frames (and sound) were in the prompt
+
+
+def test_a_variable_frame_rate_clip_keeps_its_real_times(tmp_path):
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    path, times = tmp_path / "vfr.mkv", [0.0, 0.1, 0.15, 1.9, 2.0, 4.5, 4.6, 5.9]  # bursts and gaps, as phones write
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, at in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 30, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = int(at * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    clip = sample(path, fps=1.0, frames=8).data
+    assert set(clip.timestamps) <= set(times) and clip.timestamps == sorted(set(clip.timestamps))
+    assert len(clip.frames) >= 3 and clip.timestamps[-1] >= 4.5  # frames from across the clip, at their own times
+
+
+def test_export_keeps_the_video(tmp_path):
+    import zipfile
+
+    from mmdemo.export import export_conversation
+
+    answer = Turn("assistant", (Part.of_text("A ball rolls."),))
+    turns = [Turn.user("What happens?", [str(ASSETS / "clip.mp4")]), answer]
+    with zipfile.ZipFile(export_conversation(turns, "m")) as archive:
+        assert "media/01-clip.mp4" in archive.namelist()
+        assert "[video: media/01-clip.mp4]" in archive.read("conversation.md").decode()
