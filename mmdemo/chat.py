@@ -128,7 +128,7 @@ class ChatService:
         for notice in prepared.notices:
             yield ChatEvent("notice", notice)
         for name, transcript in prepared.transcripts:
-            yield ChatEvent("transcript", transcript or "(no speech heard)", title=f"🎙️ Transcript of {name}")
+            yield ChatEvent("transcript", transcript or "(no speech heard)", title=f"Transcript of {name}")
         try:
             if first is not None:
                 yield ChatEvent("text", first)

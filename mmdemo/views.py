@@ -21,9 +21,22 @@ def model_name(status: EngineStatus) -> str:
     return shown_name(status.model)
 
 
-def status_markdown(status: EngineStatus, lang: str = "en") -> str:
-    """One status line: which model, where, and whether it is ready."""
-    return live(lang, status.state, name=model_name(status), device=status.device, detail=status.detail)
+def status_markdown(status: EngineStatus, lang: str = "en", takes: str = "") -> str:
+    """One status line: which model, where, whether it is ready and (``takes``) what it reads."""
+    line = live(lang, status.state, name=model_name(status), device=status.device, detail=status.detail)
+    return f"{line} · {live(lang, 'reads', kinds=takes)}" if takes else line
+
+
+def takes(service: ChatService, lang: str = "en") -> str:
+    """What the serving model reads, in the visitor's language ('' while it does not serve)."""
+    models = service.models
+    if models.engine.status().state not in SERVING:
+        return ""
+    caps = models.engine.capabilities
+    kinds = [live(lang, "text")] + [live(lang, m.name) for m in MODALITIES.values() if getattr(caps, m.capability)]
+    if not caps.audio and models.transcriber is not None:
+        kinds.append(f"{live(lang, 'audio')} ({live(lang, 'transcribed')})")
+    return " · ".join(kinds)
 
 
 def banner_markdown(status: EngineStatus, showcase: ExampleCache | None, lang: str = "en") -> str:

@@ -82,6 +82,23 @@ def test_image_question_streams_and_stop_works(browser, app, shots):
     assert page.locator("#input textarea").is_enabled()
 
 
+def test_the_first_screen_shows_the_examples_the_model_and_the_input(browser, app):
+    page = open_page(browser, app.url, 1440, 900)
+    page.wait_for_selector("#status.state-ready", timeout=30_000)
+    status = page.inner_text("#status")
+    assert "ready" in status and "reads text · image · video" in status  # the model and what it takes
+    card = page.get_by_text("What happens in this video?").first  # an example card in the empty chat
+    for box in (card.bounding_box(), page.locator("#send").bounding_box()):
+        assert box["y"] + box["height"] <= 900, "below the fold"
+    card.click()
+    page.wait_for_selector("#input .thumbnail-item", timeout=10_000)  # the example's clip is in the input box
+    assert page.input_value("#input textarea") == "What happens in this video?"
+    phone = open_page(browser, app.url, 390, 844)
+    assert not phone.is_visible("#description")  # folded away on a phone
+    box = phone.locator("#send").bounding_box()
+    assert box["y"] + box["height"] <= 844, "Send is off the phone's screen"
+
+
 def test_phone_layout_keeps_the_input_reachable(browser, app, shots):
     page = open_page(browser, app.url, 390, 844)
     page.click("text=Describe this picture in two sentences.")
@@ -143,7 +160,7 @@ def test_showcase_example_click_answers_at_once_in_the_browser_language(browser,
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale=locale)
     page = context.new_page()
     page.goto(showcase_app.url)
-    page.wait_for_selector("#status:has-text('✅')", timeout=30_000)
+    page.wait_for_selector("#status.state-ready", timeout=30_000)  # the green dot
     assert not page.is_visible("#banner")  # the examples were ready before the page was
     assert page.inner_text("#send").strip() == send
     before = len(showcase_app.answers())

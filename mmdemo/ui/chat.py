@@ -11,7 +11,7 @@ from mmdemo.settings import Settings
 from mmdemo.showcase import ExampleCache
 from mmdemo.ui.api import api_endpoints
 from mmdemo.ui.controls import TaskControls, model_picker, task_controls
-from mmdemo.ui.handlers import ChatHandlers, attach_recording
+from mmdemo.ui.handlers import ChatHandlers, attach_recording, fill_example
 from mmdemo.ui.page import I18N, page_defaults
 from mmdemo.views import how_it_works, model_card, status_markdown
 
@@ -24,12 +24,14 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
     t = I18N
     handlers = ChatHandlers(service, showcase, extras)
     banner = gr.Markdown(visible=False, elem_id="banner")
-    status_line = gr.Markdown(status_markdown(service.models.engine.status()), elem_id="status")
+    current = service.models.engine.status()
+    status_line = gr.Markdown(status_markdown(current), elem_id="status", elem_classes=[f"state-{current.state}"])
     timer = gr.Timer(1.0)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
             chatbot = gr.Chatbot(label=t("chat"), elem_id="chat", scale=1, min_height=420, layout="bubble",
-                                 buttons=["copy"], placeholder=t("chat_placeholder"))
+                                 buttons=["copy"], placeholder=t("chat_placeholder"),
+                                 examples=[_card(e) for e in examples or []] or None)
             textbox = gr.MultimodalTextbox(
                 placeholder=t("input_placeholder"),
                 file_count="multiple", sources=["upload", "microphone"],  # any file: we explain what is unsupported
@@ -66,8 +68,11 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
                    outputs=[textbox, chatbot, pending], validator=handlers.check_turn, api_visibility="undocumented",
                    concurrency_limit=None)
     answering = [answer(gr.on([textbox.submit, send.click], **turn_io))]
+    picked = chatbot.example_select(fill_example, None, [textbox], queue=False,
+                                    api_visibility="undocumented")  # an example card in the empty chat
     if showcase:  # a click on an example sends it
-        answering += [answer(group.load_input_event.then(**turn_io)) for group in example_lists]
+        answering += [answer(event.then(**turn_io)) for event in
+                      [picked, *(group.load_input_event for group in example_lists)]]
     stop.click(handlers.request_stop, None, [textbox], queue=False, api_visibility="undocumented")
     clear.click(handlers.request_stop, None, [textbox], queue=False, api_visibility="undocumented").then(
         lambda: ([], gr.MultimodalTextbox(value=None, interactive=True)), None, [chatbot, textbox],
@@ -120,3 +125,10 @@ def _side_panel(t: gr.I18n, has_voice: bool, live: bool,
                           webcam_options=gr.WebcamOptions(mirror=False))
     camera.change(attach_recording, [camera, textbox], [textbox, camera], queue=False, api_visibility="undocumented")
     return controls, speak, spoken
+
+
+def _card(example: dict) -> dict:
+    """An example as a card in the empty chat: its text (or what its clip asks) and its files as thumbnails."""
+    text = example.get("text") or ""
+    shown = text or "Listen to the clip and answer it."
+    return {"text": text, "files": list(example.get("files") or []), "display_text": shown}

@@ -1,4 +1,4 @@
-"""The Draw tab: text to image with per-step progress, or how to turn it on when it is off."""
+"""The Draw tab: text to image with per-step progress (shown only when drawing is on)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,10 @@ MAX_STEPS = 50
 
 
 def draw_tab(demo: gr.Blocks, extras: Extras, settings: Settings) -> None:
-    """Build the Draw tab (and the ``/draw`` API endpoint when drawing is on)."""
+    """Build the Draw tab and its ``/draw`` API endpoint (drawing is on: ``extras.drawer`` is set)."""
     t = I18N
     drawer = extras.drawer
-    if drawer is None:
-        gr.Markdown(f"🎨 {extras.draw_off}", elem_id="draw-off")
-        return
+    assert drawer is not None
     stops: dict[str, threading.Event] = {}
 
     def draw(prompt: str, steps: float, seed: float, request: gr.Request) -> Iterator[tuple[str, object]]:

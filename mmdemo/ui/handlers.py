@@ -21,7 +21,7 @@ from mmdemo.tasks import TASKS
 from mmdemo.ui.history import shown as shown_turn
 from mmdemo.ui.history import to_turns
 from mmdemo.ui.turn import Voice, prepare, result_messages, turn_events
-from mmdemo.views import banner_markdown, how_it_works, model_card, model_name, speed_strip, status_markdown
+from mmdemo.views import banner_markdown, how_it_works, model_card, model_name, speed_strip, status_markdown, takes
 
 log = logging.getLogger(__name__)
 UPDATE_INTERVAL_S = 0.04  # at most ~25 page updates a second, however fast tokens come
@@ -34,6 +34,13 @@ def attach_recording(video: str | None, message: dict | None) -> tuple[dict, dic
     message = message or {}
     files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
     return gr.MultimodalTextbox(value={"text": message.get("text") or "", "files": [*files, video]}), gr.Video(None)
+
+
+def fill_example(selected: gr.SelectData) -> dict:
+    """An example card clicked in the empty chat fills the input box with its text and files."""
+    example = selected.value or {}
+    files = [f if isinstance(f, str) else f.get("path") for f in example.get("files") or []]
+    return gr.MultimodalTextbox(value={"text": example.get("text") or "", "files": [f for f in files if f]})
 
 
 class ChatHandlers:
@@ -138,11 +145,14 @@ class ChatHandlers:
             self.stops[request.session_hash].set()
         return gr.MultimodalTextbox(interactive=True)
 
-    def status(self, request: gr.Request) -> tuple[str, gr.Timer, str, dict]:
+    def status(self, request: gr.Request) -> tuple[dict, gr.Timer, str, dict]:
+        """The status line (its dot coloured by the state, what the model reads), the banner and the card."""
         current, lang = self.service.models.engine.status(), language(request.headers.get("accept-language"))
         banner = banner_markdown(current, self.showcase, lang)
-        return (status_markdown(current, lang), gr.Timer(active=current.state == "loading" or bool(banner)),
-                model_card(self.service), gr.Markdown(banner, visible=bool(banner)))
+        line = status_markdown(current, lang, takes(self.service, lang))
+        return (gr.Markdown(line, elem_classes=[f"state-{current.state}"]),
+                gr.Timer(active=current.state == "loading" or bool(banner)), model_card(self.service),
+                gr.Markdown(banner, visible=bool(banner)))
 
     def export_chat(self, chat: list[dict]) -> dict:
         if not chat:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import gradio as gr
@@ -14,14 +15,30 @@ from mmdemo.showcase import ExampleCache
 from mmdemo.ui.guard import PlainRefusals
 from mmdemo.views import health_payload
 
+log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 CSS = """
-#status { font-size: 0.9em; opacity: 0.85; }
+#status { font-size: 0.9em; opacity: 0.9; }
+/* the state as a coloured dot drawn by CSS: no emoji font needed */
+#status p::before { content: ""; display: inline-block; width: 0.65em; height: 0.65em; border-radius: 50%;
+                    margin-right: 0.45em; vertical-align: 0.05em; background: #9ca3af; }
+#status.state-ready p::before { background: #16a34a; }
+#status.state-degraded p::before { background: #d97706; }
+#status.state-failed p::before { background: #dc2626; }
+#status.state-loading p::before { background: #2563eb; animation: mmdemo-pulse 1s ease-in-out infinite alternate; }
+@keyframes mmdemo-pulse { from { opacity: 0.3; } to { opacity: 1; } }
+#title h1 { margin-bottom: 0.1em; }
 #banner { border: 1px solid var(--color-accent); border-radius: var(--radius-lg); padding: 0.4em 0.9em;
           background: var(--color-accent-soft); }
 #mic-notice { display: none; font-size: 0.9em; }
 body.insecure #mic-notice { display: block !important; }
 #chat img { max-width: 100%; max-height: 320px; width: auto; height: auto; object-fit: contain; }
+/* phones: the description folds away and the chat shrinks, so the input box and Send stay on the screen */
+@media (max-width: 640px) {
+  #description { display: none; }
+  #title h1 { font-size: 1.35em; }
+  #chat { min-height: 260px !important; height: 42vh !important; }
+}
 """
 PAGE_JS = """() => {
   document.addEventListener("keydown", (event) => {
@@ -50,8 +67,8 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
     extras = extras or Extras()
     t = I18N
     with gr.Blocks(title="mmdemo · multimodal chat", fill_height=True) as demo:
-        gr.Markdown(t("title"))
-        gr.Markdown(t("description"))
+        gr.Markdown(t("title"), elem_id="title")
+        gr.Markdown(t("description"), elem_id="description")
         uploads = gr.BrowserState([], storage_key="mmdemo-gallery")  # the visitor's images in the Search tab
         with gr.Tabs():
             with gr.Tab(t("tab_chat"), id="chat"):
@@ -59,8 +76,11 @@ def build_demo(service: ChatService, settings: Settings, examples: list[dict] | 
             if extras.embedder is not None:
                 with gr.Tab(t("tab_search"), id="search"):
                     search_tab(demo, extras.embedder, settings, uploads)
-            with gr.Tab(t("tab_draw"), id="draw"):
-                draw_tab(demo, extras, settings)
+            if extras.drawer is not None:  # off: no tab for visitors; the operator's log says why and how
+                with gr.Tab(t("tab_draw"), id="draw"):
+                    draw_tab(demo, extras, settings)
+            else:
+                log.info("the Draw tab is hidden: %s", extras.draw_off)
     return demo
 
 
