@@ -50,3 +50,8 @@ def test_tasks_answer_with_their_results(results):
 
 def test_a_cancelled_job_ends_cleanly(results):
     assert results["cancel"]["ok"] and results["cancel"]["updates"] >= 2, results["cancel"]
+
+
+def test_the_session_limit_arrives_as_the_pages_plain_message(results):
+    assert not results["limit"]["ok"]
+    assert results["limit"]["message"].startswith("You already have 2 requests in flight (the limit is 2)."), results

@@ -44,7 +44,10 @@ def _session_events(demo: gr.Blocks, session_hash: str | None) -> int:
 
 class PlainRefusals:
     """ASGI middleware: Gradio's 400 answers that refuse a file reference are reworded without the server
-    paths they name. Every other response passes through untouched (streams included)."""
+    paths they name, and a refusal by a validator (422, e.g. the per-session limit) reaches the JavaScript
+    client as its plain message (it shows ``detail`` as is; Gradio sends a list of checks, which the page
+    and the Python client read and keep). Every other response passes through untouched (streams
+    included)."""
 
     def __init__(self, app: Callable) -> None:
         self.app = app
@@ -55,10 +58,11 @@ class PlainRefusals:
             return
         start: dict | None = None
         chunks: list[bytes] = []
+        statuses = (400, 422) if _javascript_client(scope) else (400,)
 
         async def reword(message: dict) -> None:
             nonlocal start
-            if message["type"] == "http.response.start" and message["status"] == 400:
+            if message["type"] == "http.response.start" and message["status"] in statuses:
                 start = message
             elif start is not None and message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
@@ -70,12 +74,27 @@ class PlainRefusals:
         await self.app(scope, receive, reword)
 
 
+def _javascript_client(scope: dict) -> bool:
+    """A request from an API client other than the Python one (``gradio_client/<version>; ...`` as its
+    User-Agent), which reads Gradio's list of checks itself."""
+    headers = dict(scope.get("headers") or [])
+    return headers.get(b"x-gradio-user") == b"api" and b"gradio_client/" not in headers.get(b"user-agent", b"")
+
+
+def _plain(detail: object) -> str | None:
+    """The plain words for a refusal: a validator's failed checks joined, or a file refusal reworded."""
+    if isinstance(detail, list):
+        failed = [c.get("message", "") for c in detail if isinstance(c, dict) and c.get("is_valid") is False]
+        return " ".join(failed) or None
+    return next((text for key, text in _REFUSALS.items() if key in str(detail)), None)
+
+
 async def _send_reworded(send: Callable, start: dict, body: bytes) -> None:
     try:
-        detail = str(json.loads(body).get("detail", ""))
+        detail = json.loads(body).get("detail", "")
     except (ValueError, AttributeError):
         detail = ""
-    plain = next((text for key, text in _REFUSALS.items() if key in detail), None)
+    plain = _plain(detail)
     if plain is not None:
         body = json.dumps({"detail": plain}).encode()
         headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]

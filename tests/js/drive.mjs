@@ -43,4 +43,10 @@ try {
   failure = String(error?.message ?? error);
 }
 console.log(JSON.stringify({ name: "cancel", ok: failure === null, updates, message: failure }));
+
+// Over the per-session limit (2): two long answers in flight, then a third request from the same client.
+const long = [1, 2].map(() => app.submit("/chat", { message: message("Tell me a long story."), max_tokens: 3000 }));
+await new Promise((resolve) => setTimeout(resolve, 1500));
+await call("limit", "/chat", { message: message("Hi"), max_tokens: 4 });
+for (const running of long) await running.cancel();
 process.exit(0);
