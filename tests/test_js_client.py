@@ -31,7 +31,7 @@ def results(twins, tmp_path_factory) -> dict[str, dict]:
 
 
 def test_text_image_and_audio_blobs_are_answered(results):
-    for name in ("schema", "image", "audio"):
+    for name in ("schema", "image", "audio", "positional"):
         assert results[name]["ok"], results[name]
         assert isinstance(results[name]["data"][0], str)
 
@@ -46,6 +46,7 @@ def test_tasks_answer_with_their_results(results):
     assert results["caption"]["ok"] and results["caption"]["data"][1]["task"] == "caption_short"
     classified = results["classify"]["data"]
     assert classified[1]["label"] in ("positive", "negative") and classified[0] == classified[1]["label"]
+    assert classified[1]["answer"] == classified[1]["label"]  # the JSON carries what the page shows
 
 
 def test_a_cancelled_job_ends_cleanly(results):

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import gradio as gr
 
 from mmdemo.chat import ChatService, Request
+from mmdemo.engines.base import GenerationParams
 from mmdemo.engines.speech import SpokenAnswer
 from mmdemo.errors import UserError
 from mmdemo.extras import Extras
@@ -36,8 +37,8 @@ class ApiHandlers:
              top_p: float) -> Iterator[tuple[str, list[dict]]]:
         """One turn of the conversation the session's state holds; the answer streams."""
         turn = split(message)
-        request = Request(turn, tuple(to_turns(history)), params=self.service.clamp(max_tokens, temperature, top_p),
-                          system=system)
+        request = Request(turn, tuple(to_turns(history)), params=self._params(max_tokens, temperature, top_p),
+                          system=self.settings.system_prompt if system is None else system)
         answer = ""
         for event in turn_events(self.service, self.showcase, request):
             if event.kind == "notice":
@@ -51,11 +52,13 @@ class ApiHandlers:
              max_tokens: float, temperature: float) -> Iterator[tuple]:
         """One task on one message (no history): the answer, the result as JSON, the image with boxes. The
         fields after ``prompt`` are those of ``tasks.FIELDS``, in order."""
+        task_key = task_key or "chat"
         if task_key not in TASKS:
             raise gr.Error(f"Unknown task {task_key!r}; the tasks are: {', '.join(TASKS)}.")
-        values = {"labels": labels or "", "target": target or "", "language": language or ""}
+        given = {"labels": labels, "target": target, "language": language}  # left out (null): the default
+        values = {name: FIELDS[name].default if value is None else str(value) for name, value in given.items()}
         turn, _, labels = prepare(message, [], task_key, prompt, values)
-        request = Request(turn, (), TASKS[task_key], self.service.clamp(max_tokens, temperature, 1.0),
+        request = Request(turn, (), TASKS[task_key], self._params(max_tokens, temperature, 1.0),
                           self.settings.system_prompt, tuple(labels))
         events = []
         for event in turn_events(self.service, self.showcase, request):
@@ -63,6 +66,13 @@ class ApiHandlers:
             if event.kind == "progress":  # long work on the way: a chance to notice a disconnect
                 yield gr.skip(), gr.skip(), gr.skip()
         yield api_result(task_key, turn.text, events)
+
+    def _params(self, max_tokens: float | None, temperature: float | None, top_p: float | None) -> GenerationParams:
+        """Generation settings from the call; a value left out (null) takes the page's default."""
+        defaults = page_defaults(self.settings)
+        values = [default if value is None else value
+                  for value, default in zip((max_tokens, temperature, top_p), defaults, strict=True)]
+        return self.service.clamp(*values)
 
     def speak(self, text: str) -> tuple[int, object]:
         """``text`` read aloud by the voice model, as one clip; sentences no voice reads are skipped with a
@@ -96,9 +106,11 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
     with gr.Group(visible=False):  # the endpoints' own inputs and outputs: plain names and defaults in the schema
         message = gr.MultimodalTextbox(label="message", file_count="multiple", max_plain_text_length=100_000)
         system = gr.Textbox(settings.system_prompt, label="system prompt")
-        max_tokens = gr.Slider(1, settings.max_new_tokens, value=tokens0, step=1, label="max new tokens")
-        temperature = gr.Slider(0.0, 2.0, value=temperature0, label="temperature (0: greedy)")
-        top_p = gr.Slider(0.05, 1.0, value=top_p0, label="top-p")
+        # Numbers, not sliders: a client that leaves one out (null) gets the default instead of an error
+        max_tokens = gr.Number(tokens0, minimum=1, maximum=settings.max_new_tokens, precision=0,
+                               label="max new tokens")
+        temperature = gr.Number(temperature0, minimum=0.0, maximum=2.0, label="temperature (0: greedy)")
+        top_p = gr.Number(top_p0, minimum=0.05, maximum=1.0, label="top-p")
         api_history = gr.State([])
         task_in = [gr.Dropdown(list(TASKS), value="chat", allow_custom_value=True, label="task"),
                    gr.Textbox("", label="prompt (empty: the task's own)"),

@@ -95,6 +95,7 @@ def api_result(task_key: str, prompt: str, events: list[ChatEvent]) -> tuple[str
             image = str(grounded.image) if grounded else None
         elif event.kind == "transcript":
             result.setdefault("transcripts", []).append(event.text)
+    result["answer"] = answer  # what the page shows: the answer, or the label picked
     return answer, result, image
 
 

@@ -26,6 +26,7 @@ await call("audio", "/chat", { message: message("", [handle_file(audio)]), max_t
 await call("bad file", "/chat", { message: message("What is it?", [handle_file(broken)]), max_tokens: 4 });
 await call("caption", "/task", { message: message("", [handle_file(image)]), task_key: "caption_short", prompt: "",
   labels: "", target: "", max_tokens: 4, temperature: 0 });
+await call("positional", "/chat", [message("Hi")]);  // every optional input left out: their defaults
 await call("classify", "/task", { message: message("I loved it."), task_key: "classify", prompt: "",
   labels: "positive, negative", target: "", max_tokens: 4, temperature: 0 });
 
