@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -127,4 +128,11 @@ def _after_load(extras: Extras, showcase: ExampleCache | None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C while starting
+        main()  # returns once the server has closed (Ctrl+C)
+    # Leave now, whatever is still loading: model loads in background threads would otherwise fail noisily
+    # (and slowly) while the interpreter shuts down.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
