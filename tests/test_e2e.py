@@ -130,3 +130,13 @@ def test_health_route(server):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready" and body["model"] == server.arch and body["device"] == "cpu"
+
+
+def test_ctrl_c_leaves_at_once_and_quietly_even_while_loading(tmp_path, tiny):
+    import signal
+
+    server = Server(tiny["qwen2_5_omni"], tiny["whisper"], tmp_path / "app.log", ready="Running on")
+    server.proc.send_signal(signal.SIGINT)  # the model may still be loading in the background
+    started = time.monotonic()
+    server.proc.wait(10)
+    assert time.monotonic() - started <= 2.0 and "Traceback" not in server.log(), server.log()[-2000:]
