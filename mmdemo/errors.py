@@ -40,5 +40,11 @@ def load_failed(role: str, model_id: str, exc: Exception) -> UserError:
     name = shown_name(model_id)
     logging.getLogger("mmdemo").warning("the %s model %s could not be loaded: %s", role, name, exc,
                                         exc_info=not isinstance(exc, OSError))
-    reason = "no such checkpoint here or on the Hub" if isinstance(exc, OSError) else type(exc).__name__
-    return UserError(f"The {role} model '{name}' could not be loaded ({reason}).")
+    text = f"{type(exc).__name__} {exc}".lower()
+    if any(word in text for word in ("connect", "offline", "network", "resolve", "timed out", "timeout")):
+        reason = "it is not downloaded yet and the Hugging Face Hub cannot be reached"
+    elif isinstance(exc, OSError) or "notfound" in text:
+        reason = "no such checkpoint here or on the Hub"
+    else:
+        reason = type(exc).__name__
+    return UserError(f"The {role} model '{name}' is unavailable ({reason}). The rest of the demo works.")

@@ -179,7 +179,7 @@ def test_an_optional_model_that_cannot_load_says_so_without_a_server_path(tmp_pa
 
     missing = tmp_path / "no-such-model"
     missing.mkdir()
-    with pytest.raises(UserError, match="'no-such-model' could not be loaded") as exc:
+    with pytest.raises(UserError, match="'no-such-model' is unavailable") as exc:
         use(make(str(missing)))
     assert str(tmp_path) not in str(exc.value)
 
@@ -191,3 +191,29 @@ def test_loading_reports_the_weights_progress_in_the_status(tiny):
     engine.load()
     assert details and details[-1].startswith("loading weights: ") and details[-1].endswith("(100 %)")
     assert engine.status().state == "ready"
+
+
+def test_a_side_model_that_failed_is_not_tried_again_on_every_request(tmp_path, monkeypatch):
+    from mmdemo.errors import UserError
+
+    missing = tmp_path / "no-such-voice"
+    missing.mkdir()
+    speaker, tries = Speaker(str(missing)), []
+    opened = speaker._open
+    monkeypatch.setattr(speaker, "_open", lambda: tries.append(1) or opened())
+    for _ in range(3):
+        started = time.monotonic()
+        with pytest.raises(UserError, match="is unavailable"):
+            speaker.synthesize("Hello.")
+    assert len(tries) == 1 and time.monotonic() - started < 0.1  # remembered: answered at once
+    assert "is unavailable" in speaker.unavailable
+
+
+def test_a_hub_model_that_cannot_be_reached_fails_in_seconds_off_the_torch_thread(monkeypatch):
+    from mmdemo.errors import UserError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    speaker = Speaker("nobody/not-downloaded-voice")
+    monkeypatch.setattr(speaker.workers, "run", lambda *a, **k: pytest.fail("the torch thread was used"))
+    with pytest.raises(UserError, match="Hugging Face Hub cannot be reached"):
+        speaker.load()

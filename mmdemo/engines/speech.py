@@ -144,6 +144,11 @@ class Voices:
         for voice in self.voices.values():
             voice.load()
 
+    @property
+    def unavailable(self) -> str | None:
+        """Why the default voice cannot read now (it could not be loaded), or ``None``."""
+        return self.default.unavailable
+
     def synthesize(self, text: str, cancel: threading.Event | None = None) -> tuple[int, np.ndarray]:
         """``text`` read by the voice of its language; ``Unsayable`` when no voice reads it."""
         language = language_of(text)

@@ -78,7 +78,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         lambda: ([], gr.MultimodalTextbox(value=None, interactive=True)), None, [chatbot, textbox],
         cancels=answering, queue=False, api_visibility="undocumented")
     api_endpoints(demo, service, settings, extras, showcase)
-    status_outputs = [status_line, timer, card, banner]
+    status_outputs = [status_line, timer, card, banner, speak]
     timer.tick(handlers.status, None, status_outputs, queue=False, api_visibility="undocumented")
     demo.load(handlers.status, None, status_outputs, queue=False, api_visibility="undocumented")
     export.click(handlers.export_chat, [chatbot], [exported], api_visibility="undocumented")

@@ -145,14 +145,16 @@ class ChatHandlers:
             self.stops[request.session_hash].set()
         return gr.MultimodalTextbox(interactive=True)
 
-    def status(self, request: gr.Request) -> tuple[dict, gr.Timer, str, dict]:
-        """The status line (its dot coloured by the state, what the model reads), the banner and the card."""
+    def status(self, request: gr.Request) -> tuple[dict, gr.Timer, str, dict, dict]:
+        """The status line (its dot coloured by the state, what the model reads), the banner, the card, and
+        "Speak the answer" (off, with the reason, when the voice could not be loaded)."""
         current, lang = self.service.models.engine.status(), language(request.headers.get("accept-language"))
         banner = banner_markdown(current, self.showcase, lang)
         line = status_markdown(current, lang, takes(self.service, lang))
+        mute = self.extras.speaker.unavailable if self.extras.speaker is not None else None
         return (gr.Markdown(line, elem_classes=[f"state-{current.state}"]),
                 gr.Timer(active=current.state == "loading" or bool(banner)), model_card(self.service),
-                gr.Markdown(banner, visible=bool(banner)))
+                gr.Markdown(banner, visible=bool(banner)), gr.Checkbox(interactive=mute is None, info=mute))
 
     def export_chat(self, chat: list[dict]) -> dict:
         if not chat:
