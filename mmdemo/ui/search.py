@@ -48,16 +48,20 @@ def _entries(demo: dict[str, tuple[str, str]], uploads: list[dict] | None) -> di
     return found
 
 
-def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads: gr.BrowserState) -> None:
-    """Build the Search tab (and the ``/search`` and ``/add_images`` API endpoints); ``uploads`` is the
-    browser's list of the visitor's images (made outside the tabs, which Gradio renders only when opened)."""
-    t = I18N
-    demo_images = _demo_images()
+class SearchHandlers:
+    """What the Search tab and its endpoints call."""
 
-    def view(uploads: list[dict] | None) -> list[tuple[str, str]]:
-        return [(path, name) for name, path in _entries(demo_images, uploads).values()]
+    def __init__(self, embedder: Embedder, settings: Settings) -> None:
+        self.embedder = embedder
+        self.settings = settings
+        self.demo_images = _demo_images()
 
-    def add_images(files: list[str] | None, uploads: list[dict] | None) -> tuple[list[dict], list, None]:
+    def view(self, uploads: list[dict] | None) -> list[tuple[str, str]]:
+        """The gallery's images with their names."""
+        return [(path, name) for name, path in _entries(self.demo_images, uploads).values()]
+
+    def add_images(self, files: list[str] | None, uploads: list[dict] | None) -> tuple[list[dict], list, None]:
+        """Add images to the visitor's gallery (their vectors computed now); the new list of uploads."""
         uploads = list(uploads or [])
         files = list(files or [])
         if len(files) > MAX_ADD:
@@ -65,7 +69,7 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads:
             files = files[:MAX_ADD]
         for file in files:
             try:
-                image = media.load_image(file, settings.max_image_pixels).data
+                image = media.load_image(file, self.settings.max_image_pixels).data
             except UserError as exc:
                 gr.Warning(str(exc))
                 continue
@@ -78,29 +82,36 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads:
                 uploads.append({"digest": digest, "name": media.display_name(file)})
         uploads = uploads[-MAX_UPLOADS:]
         try:
-            embedder.image_vectors({d: Path(p) for d, (_, p) in _entries(demo_images, uploads).items()})
+            self.embedder.image_vectors({d: Path(p) for d, (_, p) in _entries(self.demo_images, uploads).items()})
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from exc
-        return uploads, view(uploads), None
+        return uploads, self.view(uploads), None
 
-    def search(query: str, query_image: str | None, uploads: list[dict] | None) -> tuple[list, list[dict]]:
+    def search(self, query: str, query_image: str | None, uploads: list[dict] | None) -> tuple[list, list[dict]]:
+        """The gallery's images most like ``query`` (or ``query_image``), best first, with their scores."""
         try:
             if query_image:
-                image = media.load_image(query_image, settings.max_image_pixels).data
-                vector = embedder.image_vectors({media.file_digest(query_image): image})
+                image = media.load_image(query_image, self.settings.max_image_pixels).data
+                vector = self.embedder.image_vectors({media.file_digest(query_image): image})
                 target = next(iter(vector.values()))
             elif (query or "").strip():
-                target = embedder.text_vector(query)
+                target = self.embedder.text_vector(query)
             else:
                 raise UserError("Type what to look for, or give an image to search with.")
-            entries = _entries(demo_images, uploads)
-            vectors = embedder.image_vectors({d: Path(p) for d, (_, p) in entries.items()})
+            entries = _entries(self.demo_images, uploads)
+            vectors = self.embedder.image_vectors({d: Path(p) for d, (_, p) in entries.items()})
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from exc
-        matches = embedder.search(target, vectors)
+        matches = self.embedder.search(target, vectors)
         shown = [(entries[m.key][1], f"{entries[m.key][0]} · {m.score:.3f}") for m in matches]
         return shown, [{"name": entries[m.key][0], "score": round(m.score, 4)} for m in matches]
 
+
+def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads: gr.BrowserState) -> None:
+    """Build the Search tab (and the ``/search`` and ``/add_images`` API endpoints); ``uploads`` is the
+    browser's list of the visitor's images (made outside the tabs, which Gradio renders only when opened)."""
+    t = I18N
+    handlers = SearchHandlers(embedder, settings)
     with gr.Row():
         query = gr.Textbox(label=t("search_text"), placeholder="a bar chart", elem_id="search-text", scale=2)
         query_image = gr.Image(type="filepath", label=t("search_image"), sources=["upload", "clipboard"],
@@ -110,11 +121,28 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads:
     scores = gr.JSON(visible=False)
     with gr.Accordion(t("gallery"), open=True):
         add = gr.File(file_count="multiple", file_types=["image"], label=t("add_images"), elem_id="add-images")
-        gallery = gr.Gallery(view(None), columns=6, height="auto", allow_preview=True, elem_id="gallery")
+        gallery = gr.Gallery(handlers.view(None), columns=6, height="auto", allow_preview=True, elem_id="gallery")
     guarded = dict(concurrency_id="model", concurrency_limit=settings.concurrency,
                    validator=session_guard(demo, settings.session_limit))
-    search_io = dict(fn=search, inputs=[query, query_image, uploads], outputs=[matches, scores], **guarded)
-    button.click(api_name="search", **search_io)
+    search_io = dict(fn=handlers.search, inputs=[query, query_image, uploads], outputs=[matches, scores], **guarded)
+    button.click(api_visibility="undocumented", **search_io)
     query.submit(api_visibility="undocumented", **search_io)
-    add.upload(add_images, [add, uploads], [uploads, gallery, add], api_name="add_images", **guarded)
-    demo.load(view, [uploads], [gallery], api_visibility="undocumented")  # the visitor's images, after a reload
+    add.upload(handlers.add_images, [add, uploads], [uploads, gallery, add], api_visibility="undocumented",
+               **guarded)
+    # the visitor's images again after a reload
+    demo.load(handlers.view, [uploads], [gallery], api_visibility="undocumented")
+    _api_endpoints(handlers, guarded)
+
+
+def _api_endpoints(handlers: SearchHandlers, guarded: dict) -> None:
+    """``/search`` and ``/add_images`` on components of their own: plain names, defaults, named outputs."""
+    with gr.Group(visible=False):
+        uploads = gr.JSON([], label="uploads (the list /add_images returned; [] for the demo's images only)")
+        gr.Button().click(handlers.search, [gr.Textbox("", label="query (what to look for)"),
+                                            gr.Image(None, type="filepath", label="query image (instead of a text)"),
+                                            uploads],
+                          [gr.Gallery(label="matches"), gr.JSON(label="scores")], api_name="search",
+                          api_description="The gallery's images most like a text or an image, best first.", **guarded)
+        gr.Button().click(handlers.add_images, [gr.File(file_count="multiple", label="images to add"), uploads],
+                          [gr.JSON(label="uploads"), gr.Gallery(label="gallery"), gr.File(label="(cleared)")],
+                          api_name="add_images", api_description="Add images to the visitor's gallery.", **guarded)
