@@ -124,6 +124,7 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads:
         gallery = gr.Gallery(handlers.view(None), columns=6, height="auto", allow_preview=True, elem_id="gallery")
     guarded = dict(concurrency_id="model", concurrency_limit=settings.concurrency,
                    validator=session_guard(demo, settings.session_limit))
+    _api_endpoints(handlers, guarded)  # first, so they get the plain names (the page's events are undocumented)
     search_io = dict(fn=handlers.search, inputs=[query, query_image, uploads], outputs=[matches, scores], **guarded)
     button.click(api_visibility="undocumented", **search_io)
     query.submit(api_visibility="undocumented", **search_io)
@@ -131,7 +132,6 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads:
                **guarded)
     # the visitor's images again after a reload
     demo.load(handlers.view, [uploads], [gallery], api_visibility="undocumented")
-    _api_endpoints(handlers, guarded)
 
 
 def _api_endpoints(handlers: SearchHandlers, guarded: dict) -> None:
@@ -143,6 +143,7 @@ def _api_endpoints(handlers: SearchHandlers, guarded: dict) -> None:
                                             uploads],
                           [gr.Gallery(label="matches"), gr.JSON(label="scores")], api_name="search",
                           api_description="The gallery's images most like a text or an image, best first.", **guarded)
-        gr.Button().click(handlers.add_images, [gr.File(file_count="multiple", label="images to add"), uploads],
+        files = gr.File(file_count="multiple", file_types=["image"], label="images to add")
+        gr.Button().click(handlers.add_images, [files, uploads],
                           [gr.JSON(label="uploads"), gr.Gallery(label="gallery"), gr.File(label="(cleared)")],
                           api_name="add_images", api_description="Add images to the visitor's gallery.", **guarded)
