@@ -111,7 +111,7 @@ def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool, la
     if queue_wait is not None and queue_wait >= 0.05:
         detail += " · " + live(lang, "waited", seconds=queue_wait)
     flags = [live(lang, key) for key, on in (("stopped", stats.cancelled), ("replayed", stats.replayed)) if on]
-    title = " · ".join([f"⚡ {first}", speed, f"{stats.generated_tokens} {live(lang, 'tokens')}", *flags])
+    title = " · ".join([first, speed, f"{stats.generated_tokens} {live(lang, 'tokens')}", *flags])
     status = "done" if done else "pending"
     return {"role": "assistant", "content": detail, "metadata": {"title": title, "status": status}}
 

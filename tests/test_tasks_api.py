@@ -151,7 +151,7 @@ def test_the_chat_endpoints_describe_themselves(tasks_app):
     choices = task["parameters"][1]["python_type"]["type"]
     assert all(f"'{key}'" in choices for key in TASKS)  # the tasks are listed in the schema
     assert chat["description"] and task["description"]
-    for name in ("/search", "/add_images"):  # the side endpoints too: plain names, named outputs
+    for name in ("/search", "/add_images", "/draw"):  # the side endpoints too: plain names, named outputs
         endpoint = info[name]
         labels = [p["label"] for p in endpoint["parameters"]] + [r["label"] for r in endpoint["returns"]]
         assert endpoint["description"] and "translation_metadata" not in json.dumps(endpoint), endpoint

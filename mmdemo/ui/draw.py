@@ -53,6 +53,14 @@ def draw_tab(demo: gr.Blocks, extras: Extras, settings: Settings) -> None:
         stop_button = gr.Button(t("stop"), variant="stop", elem_id="draw-stop")
     progress = gr.Markdown(elem_id="draw-progress")
     image = gr.Image(label=t("tab_draw"), type="pil", format="png", interactive=False, height=512, elem_id="drawn")
-    button.click(draw, [prompt, steps, seed], [progress, image], api_name="draw", concurrency_id="model",
-                 concurrency_limit=settings.concurrency, validator=session_guard(demo, settings.session_limit))
+    guarded = dict(concurrency_id="model", concurrency_limit=settings.concurrency,
+                   validator=session_guard(demo, settings.session_limit))
+    with gr.Group(visible=False):  # the endpoint's own components: plain names and defaults in the schema
+        gr.Button().click(draw, [gr.Textbox("", label="prompt (what to draw)"),
+                                 gr.Slider(1, MAX_STEPS, value=steps.value, step=1, label="denoising steps"),
+                                 gr.Number(0, precision=0, label="seed")],
+                          [gr.Markdown(label="progress"), gr.Image(type="pil", format="png", label="image")],
+                          api_name="draw", api_description="Text to image; the progress streams, then the image.",
+                          **guarded)
+    button.click(draw, [prompt, steps, seed], [progress, image], api_visibility="undocumented", **guarded)
     stop_button.click(stop, None, None, queue=False, api_visibility="undocumented")

@@ -56,6 +56,11 @@ class SearchHandlers:
         self.settings = settings
         self.demo_images = _demo_images()
 
+    def notice(self) -> dict:
+        """Why search does not work now (the model could not be loaded), shown above the tab; else hidden."""
+        reason = self.embedder.unavailable
+        return gr.Markdown(reason or "", visible=reason is not None)
+
     def view(self, uploads: list[dict] | None) -> list[tuple[str, str]]:
         """The gallery's images with their names."""
         return [(path, name) for name, path in _entries(self.demo_images, uploads).values()]
@@ -112,6 +117,7 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads:
     browser's list of the visitor's images (made outside the tabs, which Gradio renders only when opened)."""
     t = I18N
     handlers = SearchHandlers(embedder, settings)
+    off = gr.Markdown(visible=False, elem_id="search-off")  # says so when the search model is unavailable
     with gr.Row():
         query = gr.Textbox(label=t("search_text"), placeholder="a bar chart", elem_id="search-text", scale=2)
         query_image = gr.Image(type="filepath", label=t("search_image"), sources=["upload", "clipboard"],
@@ -130,8 +136,9 @@ def search_tab(demo: gr.Blocks, embedder: Embedder, settings: Settings, uploads:
     query.submit(api_visibility="undocumented", **search_io)
     add.upload(handlers.add_images, [add, uploads], [uploads, gallery, add], api_visibility="undocumented",
                **guarded)
-    # the visitor's images again after a reload
+    # the visitor's images again after a reload, and whether search works
     demo.load(handlers.view, [uploads], [gallery], api_visibility="undocumented")
+    demo.load(handlers.notice, None, [off], api_visibility="undocumented")
 
 
 def _api_endpoints(handlers: SearchHandlers, guarded: dict) -> None:
