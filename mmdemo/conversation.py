@@ -19,7 +19,7 @@ from mmdemo.turns import Part, Turn
 
 MAX_FILES = 16  # files one message may carry (each is decoded; the budget keeps at most a few in the context)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-EMPTY = "The message is empty. Type a question, or attach an image or an audio clip."
+EMPTY = "The message is empty. Type a question, or attach an image, a video or an audio clip."
 
 
 @dataclass
