@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_realish import REALISH
 
 from mmdemo.engines.asr import WhisperTranscriber, token_limit
 from mmdemo.engines.base import GenerationParams, GenerationStats
@@ -211,3 +212,23 @@ def test_a_chinese_sentence_goes_to_the_chinese_voice(voices):
     assert rate == 16000 and audio.size > 0
     rate, audio = voices.synthesize("Hello world.")
     assert audio.size > 0
+
+
+def test_a_system_prompt_takes_the_shape_each_template_reads(twins):
+    """Gemma 4's template trims the system content as a string (a list would print as its repr); SmolVLM's
+    iterates the list. The published Gemma 4 template on a real processor and tokenizer (SmolVLM2's)."""
+    from transformers import AutoProcessor
+
+    from mmdemo.engines.inputs import InputBuilder
+
+    messages = [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                {"role": "user", "content": [{"type": "text", "text": "Hello!"}]}]
+    smolvlm = InputBuilder(AutoProcessor.from_pretrained(twins["smolvlm2-256m-video"]), 256, None)
+    processor = AutoProcessor.from_pretrained(twins["smolvlm2-256m-video"])
+    processor.chat_template = (REALISH / "gemma-4-e2b-it" / "chat_template.jinja").read_text()
+    gemma = InputBuilder(processor, 256, None)
+    assert gemma.system_as_text and not smolvlm.system_as_text
+    prompt = processor.tokenizer.decode(gemma.build(messages, None, "cpu")["input_ids"][0])
+    assert "<|turn>system\nBe brief.<turn|>" in prompt and "'type'" not in prompt
+    prompt = smolvlm.processor.tokenizer.decode(smolvlm.build(messages, None, "cpu")["input_ids"][0])
+    assert "Be brief." in prompt and "'type'" not in prompt

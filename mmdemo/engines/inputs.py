@@ -64,6 +64,7 @@ class InputBuilder:
             processor_kwargs = {"images_kwargs": images} if images else {}
         self.kwargs = processor_kwargs
         self.sanitize = True  # the library's own control-token guard; off when this processor cannot use it
+        self.system_as_text = self._template_prints_lists()  # Gemma's template reads a system prompt as a string
         tokenizer = processor.tokenizer  # type: ignore[attr-defined]
         self._control = sorted((t.content for t in tokenizer.added_tokens_decoder.values() if len(t.content) > 1),
                                key=len, reverse=True)
@@ -76,6 +77,19 @@ class InputBuilder:
         except (ValueError, TypeError) as exc:
             log.info("the processor cannot sanitize control tokens (%s); escaping them in user text instead", exc)
             self.sanitize = False
+
+    def _template_prints_lists(self) -> bool:
+        """Whether the chat template prints a system message given as a list of parts as that list (Gemma 4's
+        ``| trim`` does: ``[{'type': 'text', ...}]``); SmolVLM's needs the list. The messages then take the
+        shape the template reads."""
+        marker = "mmdemo-system-probe"
+        probe = [{"role": "system", "content": [{"type": "text", "text": marker}]},
+                 {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
+        try:
+            shown = self.processor.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)  # type: ignore
+        except Exception:  # a template that refuses a system message: the messages stay as they are
+            return False
+        return f"'text': '{marker}'" in str(shown)
 
     def build(self, messages: list[dict], dtype: object, device: str) -> dict:
         """The model's inputs for ``messages``; images are shrunk until each is within the token budget."""
@@ -101,6 +115,9 @@ class InputBuilder:
     def _template(self, messages: list[dict], sanitize: bool) -> dict:
         if not sanitize:
             messages = _map_parts(messages, "text", lambda p: {**p, "text": self._escape(p["text"])})
+        if self.system_as_text:
+            messages = [{**m, "content": "\n".join(p["text"] for p in m["content"] if p.get("type") == "text")}
+                        if m["role"] == "system" and isinstance(m.get("content"), list) else m for m in messages]
         kwargs = {**self.kwargs, **self._audio_kwargs(messages), **_video_kwargs(messages)}
         messages = _map_parts(messages, "video", lambda p: {"type": "video", "video": p["video"]})
         return self.processor.apply_chat_template(  # type: ignore[attr-defined]
