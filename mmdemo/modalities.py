@@ -92,10 +92,16 @@ def _audio(part: Part, ctx: Context) -> list[dict]:
         raise UserError("This model does not take audio and no speech-recognition model is set (--asr-model).")
     loaded = media.load_audio(path, 16000, ctx.budget.max_audio_seconds)
     ctx.note(loaded.notes)
-    transcript = ctx.transcribe(loaded.data)
+    return _transcribed(loaded.data, name, f'Voice clip "{name}"', ctx)
+
+
+def _transcribed(samples: np.ndarray, name: str, what: str, ctx: Context) -> list[dict]:
+    """Speech a model cannot hear, as its transcript: recorded for the new message under ``name`` and sent as
+    text introduced by ``what``."""
+    transcript = ctx.transcribe(samples)  # type: ignore[misc]
     if ctx.new:
         ctx.transcripts.append((name, transcript))
-    return [{"type": "text", "text": f'[Voice clip "{name}", transcribed: {transcript or "(no speech heard)"}]'}]
+    return [{"type": "text", "text": f"[{what}, transcribed: {transcript or '(no speech heard)'}]"}]
 
 
 def _video(part: Part, ctx: Context) -> list[dict]:
@@ -129,14 +135,11 @@ def _sound_track(part: Part, ctx: Context) -> list[dict]:
             ctx.note([f"'{part.name}' has sound, but this model does not hear and no speech model is set; only its "
                       "pictures are used."])
             return []
-        transcript = ctx.transcribe(media.load_audio(part.path, 16000, seconds).data)
-    except UserError as exc:  # a sound track that cannot be decoded: the pictures still count
+        samples = media.load_audio(part.path, 16000, seconds).data
+        return _transcribed(samples, f"{part.name} (sound)", f'Sound of video "{part.name}"', ctx)
+    except UserError as exc:  # a sound track that cannot be decoded or heard: the pictures still count
         ctx.note([f"The sound of '{part.name}' could not be used ({exc})"])
         return []
-    if ctx.new:
-        ctx.transcripts.append((f"{part.name} (sound)", transcript))
-    return [{"type": "text", "text": f'[Sound of video "{part.name}", transcribed: '
-                                     f'{transcript or "(no speech heard)"}]'}]
 
 
 MODALITIES: dict[str, Modality] = {

@@ -48,8 +48,13 @@ class Turn:
 
     @classmethod
     def user(cls, text: str, files: Sequence[str] = ()) -> Turn:
-        """The user's message: its files, then its text."""
-        return cls("user", (*(Part.of_file(f) for f in files), *((Part.of_text(text),) if text else ())))
+        """The user's message: its files (paths, recognised by content), then its text."""
+        return cls.asked(text, [Part.of_file(f) for f in files])
+
+    @classmethod
+    def asked(cls, text: str, files: Iterable[Part]) -> Turn:
+        """The user's message: these file parts, then its text (when there is any)."""
+        return cls("user", (*files, *((Part.of_text(text),) if text else ())))
 
     @property
     def text(self) -> str:

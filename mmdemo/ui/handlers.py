@@ -18,8 +18,8 @@ from mmdemo.locales import language
 from mmdemo.runner import start
 from mmdemo.showcase import ExampleCache
 from mmdemo.tasks import TASKS
+from mmdemo.ui.history import file_paths, to_turns
 from mmdemo.ui.history import shown as shown_turn
-from mmdemo.ui.history import to_turns
 from mmdemo.ui.turn import Voice, prepare, result_messages, turn_events
 from mmdemo.views import banner_markdown, how_it_works, model_card, model_name, speed_strip, status_markdown, takes
 
@@ -32,15 +32,15 @@ def attach_recording(video: str | None, message: dict | None) -> tuple[dict, dic
     if not video:
         return gr.skip(), gr.skip()
     message = message or {}
-    files = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
+    files = file_paths(message.get("files") or [])
     return gr.MultimodalTextbox(value={"text": message.get("text") or "", "files": [*files, video]}), gr.Video(None)
 
 
 def fill_example(selected: gr.SelectData) -> dict:
     """An example card clicked in the empty chat fills the input box with its text and files."""
     example = selected.value or {}
-    files = [f if isinstance(f, str) else f.get("path") for f in example.get("files") or []]
-    return gr.MultimodalTextbox(value={"text": example.get("text") or "", "files": [f for f in files if f]})
+    return gr.MultimodalTextbox(value={"text": example.get("text") or "",
+                                       "files": file_paths(example.get("files") or [])})
 
 
 class ChatHandlers:

@@ -8,7 +8,7 @@ notes (transcripts, speed figures, notices) and never reach the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from mmdemo.turns import Part, Turn
 
@@ -40,8 +40,13 @@ def split(message: dict | None) -> Turn:
     message = message or {}
     files = [Part.of_file(f) if isinstance(f, str) else Part.of_file(f["path"], f.get("mime_type"))
              for f in message.get("files") or []]
-    text = message.get("text") or ""
-    return Turn("user", (*files, *((Part.of_text(text),) if text else ())))
+    return Turn.asked(message.get("text") or "", files)
+
+
+def file_paths(files: Iterable[object]) -> list[str]:
+    """The paths of a Gradio file list (paths, or file dicts with a ``path``)."""
+    paths = [f if isinstance(f, str) else f.get("path") if isinstance(f, dict) else None for f in files]
+    return [p for p in paths if p]
 
 
 def shown(turn: Turn) -> dict:

@@ -18,7 +18,7 @@ from mmdemo.errors import Cancelled, UserError
 from mmdemo.runner import Grounded, start
 from mmdemo.showcase import ExampleCache, replay
 from mmdemo.tasks import TASKS, parse_labels
-from mmdemo.turns import Part, Turn, kinds_in
+from mmdemo.turns import Turn, kinds_in
 from mmdemo.ui.history import split, to_turns
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def prepare(message: dict | None, chat: list[dict], task_key: str, prompt: str |
     reason = task.missing(kinds_in([*history, typed]))
     if reason:
         raise gr.Error(reason, print_exception=False)
-    turn = Turn("user", (*typed.files, *((Part.of_text(composed),) if composed.strip() else ())))
+    turn = Turn.asked(composed if composed.strip() else "", typed.files)
     labels = parse_labels(values.get("labels", "")) if "labels" in task.fields else []
     return turn, history, labels
 
