@@ -38,24 +38,25 @@ def _messages() -> list[dict]:
     return [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": QUESTION}]}]
 
 
-def run_raw(engine: TransformersEngine, tokens: int) -> tuple[float, float]:
+def run_raw(engine: TransformersEngine, tokens: int, messages: list[dict] | None = None) -> tuple[float, float]:
     """Processor + ``model.generate`` alone (the engine's loaded objects and torch thread, none of its code)."""
     started = time.perf_counter()
     inputs = engine._processor.apply_chat_template(
-        _messages(), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+        messages or _messages(), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
         processor_kwargs={"return_tensors": "pt", **engine._inputs.kwargs},  # mmdemo's image settings
     ).to(engine.device, dtype=engine.dtype)
     clock = Clock()
     with torch.inference_mode():
-        engine._model.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
-                               stopping_criteria=StoppingCriteriaList([clock]))
+        generator = getattr(engine._model, "thinker", engine._model)
+        generator.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
+                           stopping_criteria=StoppingCriteriaList([clock]))
     return clock.times[0] - started, (len(clock.times) - 1) / (clock.times[-1] - clock.times[0])
 
 
-def run_engine(engine: TransformersEngine, tokens: int) -> tuple[float, float]:
+def run_engine(engine: TransformersEngine, tokens: int, messages: list[dict] | None = None) -> tuple[float, float]:
     """``TransformersEngine.stream``: chat template, worker thread, streamer, cancel watch."""
     stats = GenerationStats()
-    for _ in engine.stream(_messages(), GenerationParams(tokens, 0.0), threading.Event(), stats):
+    for _ in engine.stream(messages or _messages(), GenerationParams(tokens, 0.0), threading.Event(), stats):
         pass
     assert stats.generated_tokens == tokens, "the model ended early: use a random-weight model"
     return stats.first_token_s, stats.tokens_per_s

@@ -61,9 +61,9 @@ def shrink(config: dict, sizes: dict) -> dict:
     return out
 
 
-def build_twin(name: str, out: Path, full_size: bool = False) -> Path:
+def build_twin(name: str, out: Path, full_size: bool = False, device: str = "cpu") -> Path:
     """Write the twin of ``tests/realish/<name>`` into ``out`` (real files + tiny weights; with ``full_size``,
-    random weights at the published sizes, for benchmarks)."""
+    random weights at the published sizes, for benchmarks; ``device="cuda"`` builds them there, in bf16)."""
     from transformers import AutoConfig
 
     borrowed, sizes = TWINS[name]
@@ -75,11 +75,14 @@ def build_twin(name: str, out: Path, full_size: bool = False) -> Path:
     for file in (REALISH / name).iterdir():
         shutil.copy(file, out / file.name)
     config_dict = json.loads((REALISH / name / "config.json").read_text())
-    config_dict = config_dict if full_size else shrink(config_dict, sizes)
+    switches = {key: value for key, value in sizes.items() if isinstance(value, bool)}  # at full size too
+    config_dict = {**config_dict, **switches} if full_size else shrink(config_dict, sizes)
     (out / "config.json").write_text(json.dumps(config_dict, indent=2))
     config = AutoConfig.from_pretrained(out)
     torch.manual_seed(0)
-    model = _model_class(config).from_config(config) if config.model_type != "vits" else _vits(config)
+    dtype = torch.bfloat16 if device != "cpu" else None
+    with torch.device(device):
+        model = _model_class(config).from_config(config, dtype=dtype) if config.model_type != "vits" else _vits(config)
     model.save_pretrained(out)
     if (REALISH / name / "generation_config.json").exists():  # save_pretrained rewrote it: the real one stays
         shutil.copy(REALISH / name / "generation_config.json", out / "generation_config.json")

@@ -15,6 +15,7 @@ from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, St
 from mmdemo.engines.anatomy import StageClock, model_parts
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.engines.device import pick_dtype
+from mmdemo.engines.fastdecode import CompiledDecode
 from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs
@@ -34,11 +35,12 @@ class TransformersEngine(Engine):
 
     def __init__(
         self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None,
-        workers: TorchWorkers | None = None, max_image_tokens: int | None = None,
+        workers: TorchWorkers | None = None, max_image_tokens: int | None = None, compile_decode: bool | None = None,
     ) -> None:
         """``processor_kwargs`` default to mmdemo's per-device settings for the processor family (inputs);
         ``workers`` are the threads that run the model (shared with the speech model; default: one);
-        ``max_image_tokens``: tokens one image may become (default: per device, ``inputs.IMAGE_TOKENS``)."""
+        ``max_image_tokens``: tokens one image may become (default: per device, ``inputs.IMAGE_TOKENS``);
+        ``compile_decode``: the compiled decode path (``fastdecode``; default: on a GPU)."""
         self.model_id = model_id
         self.device = device
         self.dtype = pick_dtype(device)
@@ -47,6 +49,8 @@ class TransformersEngine(Engine):
         self._inputs: InputBuilder | None = None
         self.workers = workers or TorchWorkers()
         self._lock = threading.Lock()
+        self._compile = device_kind(device) == "cuda" if compile_decode is None else compile_decode
+        self.fast: CompiledDecode | None = None
         self._model = None
         self._processor = None
         self._capabilities: Capabilities | None = None
@@ -79,7 +83,8 @@ class TransformersEngine(Engine):
                 self._status = EngineStatus("failed", self.model_id, self.device, detail)
                 raise UserError(detail) from exc
             loaded = time.perf_counter() - started
-            self._status = EngineStatus("loading", self.model_id, self.device, "warming up")
+            warming = "warming up" + (": compiling the decode step (about a minute)" if self._compile else "")
+            self._status = EngineStatus("loading", self.model_id, self.device, warming)
             state, detail = "ready", ""
             try:
                 self._warm_up()
@@ -88,7 +93,8 @@ class TransformersEngine(Engine):
                 state, detail = "degraded", f"its test answer failed ({one_line(exc)}); some requests may fail"
             warm = time.perf_counter() - started - loaded
             dtype = str(self.dtype).removeprefix("torch.")
-            detail = detail or f"{dtype}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
+            fast = f", {self.fast.description}" if self.fast else ""
+            detail = detail or f"{dtype}{fast}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
             self._status = EngineStatus(state, self.model_id, self.device, detail)
             log.info("loaded %s on %s: %s", self.model_id, self.device, detail)
 
@@ -133,6 +139,8 @@ class TransformersEngine(Engine):
         self._inputs.check_sanitizer(self._probe())
         self._processor = processor
         self._model = model
+        if self._compile:
+            self.fast = CompiledDecode(getattr(model, "thinker", model), all_devices=device_kind(self.device) == "cpu")
 
     def _probe(self) -> list[dict]:
         """A short request with every input the model takes: what the warm-up answers."""
@@ -143,7 +151,8 @@ class TransformersEngine(Engine):
 
     def _warm_up(self) -> None:
         """One short answer through the whole path, so the first user does not pay for first-call costs."""
-        for _ in self.stream(self._probe(), GenerationParams(2, 0.0), threading.Event()):
+        tokens = 8 if self.fast else 2  # the compiled path captures its graphs in the first decode steps
+        for _ in self.stream(self._probe(), GenerationParams(tokens, 0.0), threading.Event()):
             pass
 
     def stream(
@@ -200,13 +209,15 @@ class TransformersEngine(Engine):
         )
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(self._model, "thinker", self._model)
+        run = dict(inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
+                   stopping_criteria=StoppingCriteriaList([Watch(cancel, stats, started)]),
+                   pad_token_id=self._processor.tokenizer.pad_token_id)
         try:
             with torch.inference_mode(), self._clock.measure(stats):
-                generator.generate(
-                    **inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
-                    stopping_criteria=StoppingCriteriaList([Watch(cancel, stats, started)]),
-                    pad_token_id=self._processor.tokenizer.pad_token_id,
-                )
+                if self.fast:
+                    self.fast.generate(generator, run, stats)
+                else:
+                    generator.generate(**run)
         except Cancelled:  # stopped inside a forward pass (a long prefill, an encoder): the answer ends here
             stats.cancelled = True
             streamer.end()

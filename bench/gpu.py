@@ -1,0 +1,165 @@
+"""The GPU default on a CUDA GPU: raw ``generate``, the engine's plain path and its compiled path, side by side.
+
+    python bench/gpu.py                      # full-size random-weight Qwen2.5-Omni-7B, built on the GPU
+    python bench/gpu.py --out gpu.md --budget-s 420
+
+Builds the default GPU chat model at its published sizes from its real config (``tests/realish``; random
+weights: speed does not depend on their values), loads it through the engine's own ``from_pretrained`` path
+and measures, in one run: time to first token with one 1 MP photo, decode tokens/s for one user and for 8
+at once (the plain path with ``--concurrency 8``, one worker thread each; the compiled path with the default
+``--concurrency 1``, the others queued), peak GPU memory, and the decode
+speed as a fraction of the memory-bandwidth limit (bytes of the weights read per token × tok/s ÷ the GPU's
+bandwidth). Writes the table to ``--out`` after every step, so a run cut short still leaves its rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
+
+import torch  # noqa: E402
+from common import IMAGE, QUESTION  # noqa: E402
+from overhead import run_engine, run_raw  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mmdemo.engines.local import TransformersEngine  # noqa: E402
+from mmdemo.engines.workers import TorchWorkers  # noqa: E402
+
+BANDWIDTH = {"H200": 4.8e12, "H100 NVL": 3.9e12, "H100 PCIe": 2.0e12, "H100": 3.35e12, "A100": 2.0e12,
+             "L40S": 0.864e12, "A10G": 0.6e12, "L4": 0.3e12}  # bytes/s, from the vendors' data sheets
+USERS = 8
+
+
+def photo() -> list[dict]:
+    """One 1 MP photo (the project's scene, scaled to 1184×864) and a question."""
+    image = Image.open(IMAGE).convert("RGB").resize((1184, 864))
+    return [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": QUESTION}]}]
+
+
+def decode_bytes(engine: TransformersEngine) -> int:
+    """Bytes of weights one decode step reads: the language model without its input embeddings, plus its head."""
+    generator = getattr(engine._model, "thinker", engine._model)
+    size = lambda module: sum(p.numel() * p.element_size() for p in module.parameters())  # noqa: E731
+    decoder = generator.get_decoder()
+    return size(decoder) - size(decoder.get_input_embeddings()) + size(generator.get_output_embeddings())
+
+
+def bandwidth(name: str, given: float | None) -> float | None:
+    """The GPU's memory bandwidth in bytes/s: ``--bandwidth``, else from its name."""
+    return given or next((value for key, value in BANDWIDTH.items() if key in name), None)
+
+
+def concurrent(engine: TransformersEngine, tokens: int) -> tuple[float, float]:
+    """``USERS`` answers at once: (median tok/s per user, all users' tokens per second of wall time)."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(USERS) as pool:
+        results = list(pool.map(lambda _: run_engine(engine, tokens, photo()), range(USERS)))
+    wall = time.perf_counter() - started
+    return statistics.median(speed for _, speed in results), USERS * tokens / wall
+
+
+class Report:
+    """The table, rewritten to ``path`` after every row."""
+
+    def __init__(self, path: Path, header: str) -> None:
+        self.path, self.header, self.rows = path, header, []
+
+    def add(self, row: str) -> None:
+        self.rows.append(row)
+        text = "\n".join([self.header, "", "| path | TTFT p50 (1 MP photo) | decode tok/s, 1 user | "
+                          f"per user, {USERS} users | all {USERS} users | peak GPU memory | of bandwidth limit |",
+                          "|---|---|---|---|---|---|---|", *self.rows])
+        self.path.write_text(text + "\n")
+        print(row, flush=True)
+
+
+def measure(name: str, engine: TransformersEngine, run: object, args: argparse.Namespace, limit: float | None,
+            report: Report, results: dict) -> None:
+    """``args.runs`` single-user runs, then ``USERS`` at once (engine paths only); one row."""
+    gpu = torch.cuda.is_available()
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    single = [run(engine, args.tokens, photo()) for _ in range(args.runs)]
+    ttft = statistics.median(t for t, _ in single)
+    speed = statistics.median(s for _, s in single)
+    per_user = total = None
+    if name != "raw generate" and time.monotonic() < args.deadline:
+        per_user, total = concurrent(engine, args.tokens)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else 0.0
+    share = f"{speed * decode_bytes(engine) / limit:.0%}" if limit else "-"
+    many = f"{per_user:.1f} | {total:.0f}" if per_user else "- | -"
+    results[name] = speed
+    report.add(f"| {name} | {ttft * 1000:.0f} ms | {speed:.1f} | {many} | {peak:.1f} GiB | {share} |")
+
+
+def agreement(engine: TransformersEngine, tokens: int) -> str:
+    """How many greedy tokens the plain and compiled paths share, on the same prompt."""
+    from mmdemo.engines.base import GenerationParams
+
+    fast, texts = engine.fast, []
+    for path in (None, fast):
+        engine.fast = path
+        texts.append("".join(engine.stream(photo(), GenerationParams(tokens, 0.0), threading.Event())))
+    engine.fast = fast
+    plain, compiled = texts
+    same = next((i for i, (a, b) in enumerate(zip(plain, compiled, strict=False)) if a != b), min(map(len, texts)))
+    return f"greedy text identical: {plain == compiled} (first {same} of {len(plain)} characters agree)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="qwen2.5-omni-7b", help="a tests/realish checkpoint, or a folder")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--bandwidth", type=float, help="the GPU's memory bandwidth in bytes/s")
+    parser.add_argument("--budget-s", type=float, default=420, help="skip the 8-user runs past this")
+    parser.add_argument("--out", type=Path, default=Path("gpu-bench.md"))
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script on a tiny --model folder")
+    args = parser.parse_args()
+    args.deadline = time.monotonic() + args.budget_s
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench/gpu.py needs a CUDA GPU")
+    gpu = torch.cuda.get_device_name() if args.device == "cuda" else "cpu (dry run)"
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        folder = Path(args.model)
+        if not folder.is_dir():
+            from tiny_realish import build_twin
+
+            folder = build_twin(args.model, Path(tmp) / args.model, full_size=True, device=args.device)
+        built = time.perf_counter() - started
+        single, wide = TorchWorkers(1), TorchWorkers(USERS)  # --concurrency 1 (the default) and 8
+        engine = TransformersEngine(str(folder), args.device, workers=single, compile_decode=True)
+        engine.load()
+        header = (f"{gpu}, torch {torch.__version__}, {args.model} (random weights, full size, bf16), "
+                  f"{args.tokens} new tokens, greedy, median of {args.runs}; built in {built:.0f} s; engine: "
+                  f"{engine.status().detail}; {decode_bytes(engine) / 1e9:.2f} GB of weights read per token")
+        print(header, flush=True)
+        report = Report(args.out, header)
+        limit = bandwidth(gpu, args.bandwidth)
+        results: dict[str, float] = {}
+        fast = engine.fast
+        measure("raw generate", engine, lambda e, n, m: engine.workers.run(run_raw, e, n, m), args, limit, report,
+                results)
+        engine.fast, engine.workers = None, wide
+        measure(f"mmdemo engine, plain decode, --concurrency {USERS}", engine, run_engine, args, limit, report,
+                results)
+        engine.fast, engine.workers = fast, single
+        if fast:  # the graphs belong to the one worker thread; 8 users queue for it
+            measure("mmdemo engine, compiled decode, --concurrency 1", engine, run_engine, args, limit, report, results)
+            report.add(f"\n{agreement(engine, 32)}; compiled path state: {fast.state}")
+
+
+if __name__ == "__main__":
+    main()

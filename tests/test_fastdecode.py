@@ -1,0 +1,65 @@
+"""The compiled decode path (static cache + torch.compile), forced on the CPU: same answers as the plain path,
+plain path for what does not fit, a failed compilation turns it off without failing the request."""
+
+import threading
+
+import pytest
+from PIL import Image
+
+from mmdemo.engines.base import GenerationParams, GenerationStats
+from mmdemo.engines.local import TransformersEngine
+
+MESSAGES = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (96, 64), "red")},
+                                         {"type": "text", "text": "Describe."}]}]
+
+
+def answer(engine: TransformersEngine, tokens: int = 24) -> tuple[str, GenerationStats]:
+    stats = GenerationStats()
+    text = "".join(engine.stream(MESSAGES, GenerationParams(tokens, 0.0), threading.Event(), stats))
+    return text, stats
+
+
+@pytest.fixture(scope="module")
+def engines(tiny):
+    plain = TransformersEngine(str(tiny["smolvlm"]), "cpu")
+    compiled = TransformersEngine(str(tiny["smolvlm"]), "cpu", compile_decode=True)
+    plain.load()
+    compiled.load()  # compiles at warm-up
+    return plain, compiled
+
+
+def test_compiled_path_is_off_on_a_cpu_by_default_and_said_on_the_status_line(engines):
+    plain, compiled = engines
+    assert plain.fast is None and "compiled" not in plain.status().detail
+    assert compiled.fast.state == "on" and "compiled decode" in compiled.status().detail
+
+
+def test_compiled_path_gives_the_plain_paths_greedy_answer_with_its_static_cache(engines, monkeypatch):
+    plain, compiled = engines
+    used = []
+    kwargs = compiled.fast.kwargs
+    monkeypatch.setattr(compiled.fast, "kwargs", lambda *a: used.append(kwargs(*a)) or used[-1])
+    expected, _ = answer(plain)
+    for _ in range(2):  # the second answer reuses the emptied cache
+        text, stats = answer(compiled)
+        assert text == expected and stats.generated_tokens == 24
+    assert all(type(u["cache"]).__name__ == "StaticCache" for u in used) and used[0]["cache"] is used[1]["cache"]
+
+
+def test_requests_that_outgrow_the_cache_or_run_on_another_thread_take_the_plain_path(engines):
+    engine = engines[1]
+    fast = engine.fast
+    assert engine.workers.run(fast.kwargs, 10, 24)  # the worker thread that compiled it at warm-up
+    assert engine.workers.run(fast.kwargs, fast.max_tokens - 10, 24) == {}
+    assert fast.kwargs(10, 24) == {}  # any other thread
+
+
+def test_a_failed_compiled_run_answers_plainly_and_turns_the_path_off(tiny, monkeypatch):
+    engine = TransformersEngine(str(tiny["smolvlm"]), "cpu", compile_decode=True)
+    engine.load()
+    expected, _ = answer(engine)
+    monkeypatch.setattr(engine.fast.config, "backend", "no-such-backend")  # the next compilation fails
+    monkeypatch.delattr(engine.fast.model, "_compiled_call")
+    text, stats = answer(engine)
+    assert text == expected and stats.generated_tokens == 24
+    assert engine.fast.state == "failed" and engine.fast.kwargs(10, 24) == {}
