@@ -166,7 +166,7 @@ class ChatService:
     def boxes(self, answer: str, image_path: str) -> tuple[Image.Image, list[Box]]:
         """The image as the model saw it (normalised) and the answer's boxes in its pixels."""
         image = media.load_image(image_path, self.budget.max_image_pixels).data
-        raw, frame = parse_boxes(answer)
+        raw, frame = parse_boxes(answer, self.models.engine.capabilities.box_frame)
         return image, to_image(raw, frame, self.models.engine.seen_size(*image.size), image.size)
 
 

@@ -1,7 +1,7 @@
 """Boxes in a model's answer: parse the formats grounding models write, draw them, export them as JSON.
 
 Formats: Qwen2.5-VL's JSON (``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]``, pixels of the image the
-model saw), Qwen-VL's tokens (``<|object_ref_start|>cat<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)
+model saw; Qwen3-VL and Qwen3.5 write the same JSON in 0–1000 of the image), Qwen-VL's tokens (``<|object_ref_start|>cat<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)
 <|box_end|>``, 0–1000) and bare ``[x1, y1, x2, y2]`` lists.
 """
 
@@ -19,6 +19,8 @@ _TOKEN_BOX = re.compile(r"(?:<\|object_ref_start\|>(?P<label>.*?)<\|object_ref_e
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _LIST_BOX = re.compile(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
 _JSON = re.compile(r"\[.*\]|\{.*\}", re.S)
+# Families whose JSON boxes are in 0–1000 of the image rather than pixels of the image they saw.
+NORM1000_JSON = ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe", "qwen3_omni_moe")
 COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
 
 
@@ -33,8 +35,14 @@ class Box:
     y2: float
 
 
-def parse_boxes(answer: str) -> tuple[list[Box], str]:
-    """Boxes as the model wrote them (its own coordinate frame) and the frame: ``pixels`` or ``norm1000``."""
+def json_box_frame(model_type: str) -> str:
+    """The frame a model family writes its JSON boxes in: ``norm1000`` or ``pixels``."""
+    return "norm1000" if model_type in NORM1000_JSON else "pixels"
+
+
+def parse_boxes(answer: str, json_frame: str = "pixels") -> tuple[list[Box], str]:
+    """Boxes as the model wrote them (its own coordinate frame) and the frame: ``pixels`` or ``norm1000``
+    (``json_frame``, the model family's, for JSON and bare lists; Qwen-VL's box tokens are always 0–1000)."""
     tokens = [Box(m["label"] or "object", *(float(m[k]) for k in ("x1", "y1", "x2", "y2")))
               for m in _TOKEN_BOX.finditer(answer)]
     if tokens:
@@ -46,7 +54,7 @@ def parse_boxes(answer: str) -> tuple[list[Box], str]:
             boxes.append(Box(str(item.get("label", "object")), *map(float, coords)))
     if not boxes:
         boxes = [Box("object", *map(float, m.groups())) for m in _LIST_BOX.finditer(answer)]
-    return boxes, "pixels"
+    return boxes, json_frame
 
 
 def _json_items(answer: str) -> list[dict]:
@@ -76,15 +84,16 @@ def to_image(boxes: list[Box], frame: str, seen: tuple[int, int], size: tuple[in
     return out
 
 
-def processed_size(image_processor: object, width: int, height: int) -> tuple[int, int]:
+def processed_size(image_processor: object, width: int, height: int, size: dict | None = None) -> tuple[int, int]:
     """The size a Qwen2-VL-family image processor resizes a ``width``×``height`` image to (multiples of its
-    patch × merge size within its pixel budget); other processors' models write no pixel boxes: unchanged."""
+    patch × merge size within its pixel budget: ``size``, the call-time one, else its own); other processors'
+    models write no pixel boxes: unchanged."""
     merge, patch = getattr(image_processor, "merge_size", None), getattr(image_processor, "patch_size", None)
     if not (merge and patch):
         return width, height
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-    size = image_processor.size
+    size = size or image_processor.size
     h, w = smart_resize(height, width, patch * merge, size["shortest_edge"], size["longest_edge"])
     return w, h
 

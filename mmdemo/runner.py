@@ -14,8 +14,8 @@ from mmdemo.chat import ChatEvent, ChatService, Classification, Request, TurnHan
 from mmdemo.grounding import Box, draw_boxes, export_json
 from mmdemo.turns import files_of
 
-NO_BOXES = ("No boxes found in the answer. Models trained for grounding (the Qwen2.5-VL presets) write "
-            "them; others usually do not.")
+NO_BOXES = ("No boxes found in the answer. Models trained for grounding (the Qwen2.5-VL and Qwen3-VL "
+            "presets) write them; others usually do not.")
 
 
 @dataclass(frozen=True)

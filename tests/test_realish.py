@@ -18,7 +18,8 @@ from mmdemo.engines.streaming import BatchingStreamer
 from mmdemo.errors import Cancelled, UserError
 from mmdemo.views import health_payload
 
-CHAT_TWINS = ["smolvlm2-256m-video", "smolvlm-256m-instruct", "qwen2.5-vl-7b", "qwen2.5-omni-7b"]
+CHAT_TWINS = ["smolvlm2-256m-video", "smolvlm-256m-instruct", "qwen2.5-vl-7b", "qwen2.5-omni-7b",
+              "qwen3-vl-2b-instruct"]
 
 
 @pytest.fixture(scope="module")

@@ -66,6 +66,14 @@ def test_boxes_are_parsed_from_the_formats_models_write(answer, frame, expected)
     assert parse_boxes(answer) == (expected, frame)
 
 
+def test_a_family_that_writes_json_boxes_in_0_to_1000_gets_that_frame():
+    # Qwen3-VL / Qwen3.5 write Qwen2.5-VL's JSON, in 0-1000 of the image: on 800x600, [250,250,500,750] is
+    # (200,150)-(400,450), not the pixels (250,250)-(500,600)
+    boxes, frame = parse_boxes('[{"bbox_2d": [250, 250, 500, 750], "label": "cat"}]', "norm1000")
+    assert frame == "norm1000"
+    assert to_image(boxes, frame, (800, 600), (800, 600)) == [Box("cat", 200.0, 150.0, 400.0, 450.0)]
+
+
 def test_boxes_map_to_the_users_image_and_are_clipped():
     # Qwen2.5-VL writes pixels of the image it saw (here 280×140) for a 1000×500 image
     seen = to_image([Box("a", 28, 14, 140, 70)], "pixels", (280, 140), (1000, 500))

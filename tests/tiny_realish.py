@@ -25,7 +25,7 @@ _TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_att
 _ENCODER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, depth=1, num_attention_heads=2,
                 num_heads=2, fullatt_block_indexes=[0], out_hidden_size=64, output_dim=64, d_model=32,
                 encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64, decoder_layers=1,
-                decoder_attention_heads=2, decoder_ffn_dim=64, projection_dim=16)
+                decoder_attention_heads=2, decoder_ffn_dim=64, projection_dim=16, deepstack_visual_indexes=[0])
 _VITS = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32, flow_size=8,
              spectrogram_bins=17, upsample_initial_channel=16, upsample_rates=[4, 4], upsample_kernel_sizes=[8, 8],
              resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]], prior_encoder_num_flows=1,
@@ -38,6 +38,7 @@ TWINS: dict[str, tuple[str | None, dict]] = {
     "qwen2.5-vl-7b": (None, _TEXT),
     # the talker (speech out) is not built: mmdemo answers in text and turns it off when loading
     "qwen2.5-omni-7b": ("qwen2.5-vl-7b", {"enable_audio_output": False}),
+    "qwen3-vl-2b-instruct": ("qwen2.5-vl-7b", _TEXT),
     "whisper-base": (None, _ENCODER),
     "mms-tts-eng": (None, _VITS),
     "clip-vit-base-patch32": (None, {"projection_dim": 16}),

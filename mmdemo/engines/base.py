@@ -23,6 +23,7 @@ class Capabilities:
     audio_sampling_rate: int = 16000
     max_audio_seconds: float = 30.0
     context_tokens: int | None = None
+    box_frame: str = "pixels"  # the frame of the JSON boxes it writes: "pixels" (of the image it saw) or "norm1000"
     parts: tuple[tuple[str, int], ...] = ()  # (role, parameters), e.g. ("vision encoder", 93_000_000)
 
 

@@ -18,11 +18,11 @@ from mmdemo.engines.device import pick_dtype
 from mmdemo.engines.fastdecode import CompiledDecode
 from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts
 from mmdemo.engines.progress import reporting
-from mmdemo.engines.scoring import answer_ids, answer_logprobs
+from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
 from mmdemo.engines.workers import TorchWorkers, interruptible
 from mmdemo.errors import Cancelled, UserError, one_line, shown_name
-from mmdemo.grounding import processed_size
+from mmdemo.grounding import json_box_frame, processed_size
 from mmdemo.modalities import MODALITIES
 from mmdemo.presets import device_kind
 from mmdemo.zerogpu import estimate_seconds
@@ -129,6 +129,7 @@ class TransformersEngine(Engine):
             audio_sampling_rate=rate,
             max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
             context_tokens=getattr(text_config, "max_position_embeddings", None),
+            box_frame=json_box_frame(model.config.model_type),
             parts=model_parts(model),
         )
         self._token_ids = {name: token for name, m in MODALITIES.items()
@@ -137,6 +138,7 @@ class TransformersEngine(Engine):
         self._inputs = InputBuilder(processor, self.max_image_tokens, self._token_ids.get("image"),
                                     self.processor_kwargs)
         self._inputs.check_sanitizer(self._probe())
+        self._turn_end = turn_end(processor, getattr(model, "thinker", model).generation_config.eos_token_id)
         self._processor = processor
         self._model = model
         if self._compile:
@@ -247,9 +249,7 @@ class TransformersEngine(Engine):
         def run() -> list[float]:
             inputs = self._prepare(messages)
             model = getattr(self._model, "thinker", self._model)
-            eos = model.generation_config.eos_token_id
-            end = eos[0] if isinstance(eos, list) else eos
-            ids = answer_ids(self._processor.tokenizer, inputs["input_ids"][0].tolist(), answers, end)
+            ids = answer_ids(self._processor.tokenizer, inputs["input_ids"][0].tolist(), answers, self._turn_end)
             return answer_logprobs(model, inputs, ids)
 
         return self.workers.run(run, cancel=cancel)
@@ -258,7 +258,8 @@ class TransformersEngine(Engine):
         """The size an image of ``width``×``height`` has once the processor has resized it: the frame of
         the pixel coordinates Qwen2.5-VL-style models write boxes in."""
         self.load()
-        return processed_size(getattr(self._processor, "image_processor", None), width, height)
+        size = self._inputs.kwargs.get("images_kwargs", {}).get("size")  # the budget's, as images are sent
+        return processed_size(getattr(self._processor, "image_processor", None), width, height, size)
 
     def _prepare(self, messages: list[dict]) -> dict:
         return self._inputs.build(messages, self.dtype, self.device)

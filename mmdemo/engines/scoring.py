@@ -4,6 +4,27 @@ from __future__ import annotations
 
 import torch
 
+_PROBE = "Zebra42"  # an answer text no template contains
+
+
+def turn_end(processor: object, fallback: int | list[int] | None) -> int | None:
+    """The token that ends an assistant turn in the processor's chat template (``<|im_end|>`` for Qwen,
+    ``<turn|>`` for Gemma 4, ``<end_of_utterance>`` for SmolVLM): what follows an answer there. Falls back
+    to the first of the generation config's ``fallback`` end tokens when the template says nothing."""
+    tokenizer = processor.tokenizer  # type: ignore[attr-defined]
+    turns = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+             {"role": "assistant", "content": [{"type": "text", "text": _PROBE}]}]
+    try:
+        text = processor.apply_chat_template(turns, tokenize=False)  # type: ignore[attr-defined]
+    except Exception:  # a template that cannot render this conversation
+        text = ""
+    after = text.partition(_PROBE)[2].lstrip(" ")
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
+    special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+    if ids and ids[0] in special:
+        return ids[0]
+    return fallback[0] if isinstance(fallback, list) else fallback
+
 
 def answer_ids(tokenizer: object, prompt_ids: list[int], answers: list[str], end_id: int | None) -> list[list[int]]:
     """Token ids of each answer as the model would write it after the prompt, end of turn included.

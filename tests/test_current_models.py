@@ -1,0 +1,80 @@
+"""The current families (Qwen3-VL, ...) through the app's core on tiny twins with their real files: chat with an
+image, video, several turns, classification with log-probabilities, grounding in each family's own frame."""
+
+import threading
+
+import pytest
+from helpers import write_clip
+from PIL import Image
+
+from mmdemo.chat import ChatService, Request
+from mmdemo.engines.base import GenerationParams
+from mmdemo.engines.local import TransformersEngine
+from mmdemo.models import ModelManager
+from mmdemo.modalities import Budget
+from mmdemo.runner import start
+from mmdemo.tasks import TASKS
+from mmdemo.turns import Turn
+
+GREEDY = GenerationParams(8, 0.0)
+
+
+@pytest.fixture(scope="module")
+def services(twins):
+    made = {}
+
+    def get(name: str) -> ChatService:
+        if name not in made:
+            made[name] = ChatService(ModelManager(TransformersEngine(str(twins[name]), "cpu")), Budget(), 64)
+            made[name].models.engine.load()
+        return made[name]
+
+    return get
+
+
+def run(service: ChatService, request: Request) -> tuple[str, list]:
+    handle = start(service, request)
+    events = list(handle)
+    return "".join(e.text for e in events if e.kind == "text"), events
+
+
+def test_qwen3_vl_answers_images_video_and_several_turns(services, tmp_path):
+    service = services("qwen3-vl-2b-instruct")
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (1184, 864), "red").save(photo)
+    first = Turn.user("What is this?", [str(photo)])
+    answer, _ = run(service, Request(first, params=GREEDY))
+    assert answer
+    second = Request(Turn.user("And the colour?"), history=(first, Turn("assistant", ())), params=GREEDY)
+    assert run(service, second)[0]
+    clip = write_clip(tmp_path / "clip.mp4", seconds=3)
+    handle = start(service, Request(Turn.user("What happens?", [str(clip)]), params=GREEDY))
+    assert "".join(e.text for e in handle if e.kind == "text")
+    assert handle.stats.media_tokens.get("video", 0) > 0 and handle.stats.frames == 3
+
+
+def test_qwen3_vl_boxes_are_read_in_0_to_1000_of_the_image(services, tmp_path):
+    service = services("qwen3-vl-2b-instruct")
+    assert service.models.engine.capabilities.box_frame == "norm1000"
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (800, 600), "white").save(photo)
+    _, boxes = service.boxes('[{"bbox_2d": [250, 250, 500, 750], "label": "cat"}]', str(photo))
+    assert [(b.x1, b.y1, b.x2, b.y2) for b in boxes] == [(200.0, 150.0, 400.0, 450.0)]
+
+
+def test_qwen2_5_vl_pixel_boxes_are_read_in_the_image_the_cpu_budget_sent(services):
+    engine = services("qwen2.5-vl-7b").models.engine
+    assert engine.capabilities.box_frame == "pixels"
+    width, height = engine.seen_size(2000, 1500)
+    assert width * height <= 256 * 28 * 28 and width / height == pytest.approx(4 / 3, rel=0.1)
+
+
+@pytest.mark.parametrize(("name", "end"), [("qwen3-vl-2b-instruct", "<|im_end|>"),
+                                           ("smolvlm2-256m-video", "<end_of_utterance>")])
+def test_labels_are_scored_up_to_the_templates_own_end_of_turn(services, name, end):
+    service = services(name)
+    engine = service.models.engine
+    assert engine._processor.tokenizer.convert_ids_to_tokens(engine._turn_end) == end
+    request = Request(Turn.user("I loved it."), task=TASKS["classify"], labels=("positive", "negative"))
+    result = service.classify(request, threading.Event())
+    assert result.label in ("positive", "negative") and sum(result.probabilities.values()) == pytest.approx(1.0)
