@@ -15,13 +15,14 @@ from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, St
 from mmdemo.engines.anatomy import StageClock, model_parts
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.engines.device import pick_dtype
+from mmdemo.engines.failures import generate_error, load_error
 from mmdemo.engines.fastdecode import CompiledDecode
 from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
 from mmdemo.engines.workers import TorchWorkers, interruptible
-from mmdemo.errors import Cancelled, UserError, one_line, shown_name
+from mmdemo.errors import Cancelled, UserError, one_line
 from mmdemo.grounding import json_box_frame, processed_size
 from mmdemo.modalities import MODALITIES
 from mmdemo.presets import device_kind
@@ -62,7 +63,7 @@ class TransformersEngine(Engine):
         try:
             AutoConfig.from_pretrained(self.model_id)
         except Exception as exc:
-            raise UserError(_load_error(self.model_id, exc)) from exc
+            raise UserError(load_error(self.model_id, exc)) from exc
 
     def load(self) -> None:
         """Load processor and model once; later calls return at once (or wait for the first)."""
@@ -78,7 +79,7 @@ class TransformersEngine(Engine):
                 with reporting(self._progress):
                     self.workers.run(self._load)
             except Exception as exc:
-                detail = _load_error(self.model_id, exc)
+                detail = load_error(self.model_id, exc)
                 log.error("loading %s failed: %s", self.model_id, exc, exc_info=not isinstance(exc, OSError))
                 self._status = EngineStatus("failed", self.model_id, self.device, detail)
                 raise UserError(detail) from exc
@@ -191,7 +192,7 @@ class TransformersEngine(Engine):
         if failure and isinstance(failure[0], UserError):
             raise failure[0]
         if failure:
-            raise _generate_error(failure[0]) from failure[0]
+            raise generate_error(failure[0]) from failure[0]
 
     def _generate(
         self, messages: list[dict], params: GenerationParams, cancel: threading.Event, stats: GenerationStats,
@@ -281,28 +282,3 @@ def _token_id(processor: object, name: str) -> int | None:
 def _has_audio_encoder(config: object) -> bool:
     thinker = getattr(config, "thinker_config", config)
     return getattr(thinker, "audio_config", None) is not None
-
-
-def _load_error(model_id: str, exc: Exception) -> str:
-    """Why the model did not load and what to do, naming a local folder by its name only."""
-    name = shown_name(model_id)
-    where = "model id" if name == model_id else "local folder"
-    if isinstance(exc, OSError):
-        return (f"Could not load the model from {where} '{name}': no usable checkpoint there, or the Hugging Face "
-                "Hub could not be reached. Check the name and the network; offline, set `HF_HUB_OFFLINE=1` and "
-                "give a downloaded checkpoint's folder with `--model`. To try the demo without any download: "
-                "`python tests/tiny_models.py tiny`, then "
-                "`python app.py --model tiny/smolvlm --asr-model tiny/whisper`.")
-    return f"Could not load the model from {where} '{name}': {one_line(exc)}"
-
-
-def _generate_error(exc: BaseException) -> Exception:
-    if isinstance(exc, torch.OutOfMemoryError):
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        return UserError(
-            "The model ran out of memory on this request. Lower 'Max new tokens', send fewer or smaller "
-            "images, or press Clear to shorten the conversation."
-        )
-    log.error("generation failed", exc_info=exc)
-    return RuntimeError("Generation failed on the server; the error is in the server log.")
