@@ -1,8 +1,9 @@
 """Boxes in a model's answer: parse the formats grounding models write, draw them, export them as JSON.
 
 Formats: Qwen2.5-VL's JSON (``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]``, pixels of the image the
-model saw; Qwen3-VL and Qwen3.5 write the same JSON in 0–1000 of the image), Qwen-VL's tokens (``<|object_ref_start|>cat<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)
-<|box_end|>``, 0–1000) and bare ``[x1, y1, x2, y2]`` lists.
+model saw; Qwen3-VL and Qwen3.5 write the same JSON in 0–1000 of the image), Qwen-VL's tokens
+(``<|object_ref_start|>cat<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>``, 0–1000) and bare
+``[x1, y1, x2, y2]`` lists.
 """
 
 from __future__ import annotations

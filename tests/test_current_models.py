@@ -10,8 +10,8 @@ from PIL import Image
 from mmdemo.chat import ChatService, Request
 from mmdemo.engines.base import GenerationParams
 from mmdemo.engines.local import TransformersEngine
-from mmdemo.models import ModelManager
 from mmdemo.modalities import Budget
+from mmdemo.models import ModelManager
 from mmdemo.runner import start
 from mmdemo.tasks import TASKS
 from mmdemo.turns import Turn
