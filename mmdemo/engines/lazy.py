@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from mmdemo.engines.workers import TorchWorkers, interruptible
+from mmdemo.engines.workers import TorchWorkers, interruptible, one_load_at_a_time
 from mmdemo.errors import UserError, load_failed
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class LazyModel:
             started = time.perf_counter()
             try:
                 self._check_source()  # here, not on the torch thread: an unreachable Hub fails in seconds
-                loaded = self.workers.run(self._open)
+                loaded = self.workers.run(one_load_at_a_time, self._open)
             except Exception as exc:
                 self._failure, self._failed_at = self._failed(exc), time.monotonic()
                 raise self._failure from exc

@@ -25,6 +25,16 @@ from mmdemo.zerogpu import DEFAULT_SECONDS, on_gpu
 
 T = TypeVar("T")
 THREAD_PREFIX = "mmdemo-torch"
+_LOADS = threading.Lock()
+
+
+def one_load_at_a_time(load: Callable[[], T]) -> T:
+    """``load()`` (a model load) while no other model loads in this process. transformers' ``from_pretrained``
+    sets process-wide state while it builds a model (the default dtype, weight tying off, patched torch
+    functions): two loads on two threads at once (a model switch beside a side model's load, or several
+    worker threads on a GPU) left one model's tied output layer on the meta device, answering garbage."""
+    with _LOADS:
+        return load()
 _job = threading.local()  # .cancel: the event of the job running on this thread
 
 
