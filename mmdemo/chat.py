@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -17,6 +18,7 @@ from PIL import Image
 from mmdemo import media
 from mmdemo.conversation import Prepared, build_messages
 from mmdemo.engines.base import Engine, GenerationParams, GenerationStats
+from mmdemo.engines.thinking import Splitter
 from mmdemo.errors import ContextOverflowError
 from mmdemo.grounding import Box, parse_boxes, to_image
 from mmdemo.modalities import Budget
@@ -34,10 +36,11 @@ _HELPERS = ThreadPoolExecutor(64, thread_name_prefix="mmdemo-turn")
 
 @dataclass(frozen=True)
 class ChatEvent:
-    """``notice``: something the user should know; ``transcript``: what a clip said; ``text``: an answer delta;
-    ``label`` / ``boxes``: a task's result, as text and as ``data``; ``progress``: still working (nothing new)."""
+    """``notice``: something the user should know; ``transcript``: what a clip said; ``thinking``: a delta of
+    the model's reasoning before its answer; ``text``: an answer delta; ``label`` / ``boxes``: a task's result,
+    as text and as ``data``; ``progress``: still working (nothing new)."""
 
-    kind: Literal["notice", "transcript", "text", "label", "boxes", "progress"]
+    kind: Literal["notice", "transcript", "thinking", "text", "label", "boxes", "progress"]
     text: str
     title: str = ""
     data: object = None  # a task's parsed result: a Classification, or the boxes drawn (runner.Grounded)
@@ -91,12 +94,13 @@ class ChatService:
         self.budget = budget
         self.max_new_tokens = max_new_tokens
 
-    def clamp(self, max_new_tokens: float, temperature: float, top_p: float) -> GenerationParams:
+    def clamp(self, max_new_tokens: float, temperature: float, top_p: float, think: bool = False) -> GenerationParams:
         """Generation parameters from UI/API values, within sane bounds."""
         return GenerationParams(
             max_new_tokens=int(min(max(1, max_new_tokens or 1), self.max_new_tokens)),
             temperature=float(min(max(0.0, temperature or 0.0), 2.0)),
             top_p=float(min(max(0.01, top_p or 1.0), 1.0)),
+            think=bool(think),
         )
 
     def respond(self, request: Request, handle: TurnHandle) -> Iterator[ChatEvent]:
@@ -129,11 +133,13 @@ class ChatService:
             yield ChatEvent("notice", notice)
         for name, transcript in prepared.transcripts:
             yield ChatEvent("transcript", transcript or "(no speech heard)", title=f"Transcript of {name}")
+        split = Splitter()  # reasoning (between the canonical marks) apart from the answer
         try:
-            if first is not None:
-                yield ChatEvent("text", first)
-            for delta in stream:
-                yield ChatEvent("text", delta)
+            for delta in itertools.chain([first] if first is not None else [], stream):
+                for kind, text in split.feed(delta):
+                    yield ChatEvent(kind, text)  # type: ignore[arg-type]
+            for kind, text in split.end():
+                yield ChatEvent(kind, text)  # type: ignore[arg-type]
         finally:
             cancel.set()
             stream.close()

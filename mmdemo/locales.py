@@ -28,6 +28,8 @@ UI: dict[str, dict[str, str]] = {
         "tab_chat": "Chat", "tab_search": "Search", "tab_draw": "Draw", "task": "Task",
         "task_prompt": "Prompt sent with your message (editable)", "labels": "Labels (comma-separated)",
         "label_set": "Ready label sets", "language": "Translate into", "speak": "Speak the answer",
+        "think": "Think first", "think_info": "The model reasons before it answers: slower; its reasoning shows, "
+                                              "folded, above the answer.",
         "record_video": "Record a video (webcam)",
         "spoken": "Spoken answer", "model": "Model", "picker": "Chat model (switching affects every visitor)",
         "how": "How it works", "search_text": "Find images showing…", "search_image": "…or images like this one",
@@ -53,6 +55,7 @@ UI: dict[str, dict[str, str]] = {
         "tab_chat": "对话", "tab_search": "搜索", "tab_draw": "绘图", "task": "任务",
         "task_prompt": "随消息发送的提示（可编辑）", "labels": "标签（用逗号分隔）", "label_set": "现成的标签组",
         "language": "翻译成", "speak": "朗读回答",
+        "think": "先思考", "think_info": "模型先推理再回答：更慢；推理过程折叠显示在回答上方。",
         "record_video": "录制视频（摄像头）", "spoken": "朗读的回答", "model": "模型",
         "picker": "对话模型（切换会影响所有访客）", "how": "工作原理", "search_text": "查找显示……的图片",
         "search_image": "……或与这张相似的图片", "search": "搜索", "gallery": "图库（演示图片和你的图片）",
@@ -77,6 +80,8 @@ LIVE: dict[str, dict[str, str]] = {
         "text": "text", "image": "image", "audio": "audio", "video": "video", "frames": "{count} frames",
         "reads": "reads {kinds}", "transcribed": "transcribed",
         "waited": "waited {seconds:.1f} s in the queue",
+        "thinking": "Thinking…", "thought": "Thought for {seconds:.1f} s",
+        "split": "{thinking} thinking + {answer} answer tokens",
     },
     "zh-CN": {
         "loading": "正在 {device} 上加载 **{name}**……第一个回答会等它就绪。",
@@ -92,6 +97,8 @@ LIVE: dict[str, dict[str, str]] = {
         "text": "文字", "image": "图片", "audio": "音频", "video": "视频", "frames": "{count} 帧",
         "reads": "可读取 {kinds}", "transcribed": "经语音识别",
         "waited": "排队等待 {seconds:.1f} 秒",
+        "thinking": "思考中……", "thought": "思考了 {seconds:.1f} 秒",
+        "split": "思考 {thinking} + 回答 {answer} 个 token",
     },
 }
 

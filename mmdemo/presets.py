@@ -26,6 +26,27 @@ class Preset:
 
 
 PRESETS_LIST: tuple[Preset, ...] = (
+    # The current generation (late 2026). "thinking": reasons before answering when "Think first" is on.
+    Preset("gemma-4-e4b", "google/gemma-4-E4B-it", "chat", "Apache-2.0",
+           "4B effective parameters (more with per-layer embeddings), about 16 GB in bf16",
+           ("text", "image", "audio", "video"), ("text", "thinking")),
+    Preset("gemma-4-e2b", "google/gemma-4-E2B-it", "chat", "Apache-2.0",
+           "2B effective, 5.1B with per-layer embeddings, 10 GB in bf16", ("text", "image", "audio", "video"),
+           ("text", "thinking")),
+    Preset("qwen3.5-9b", "Qwen/Qwen3.5-9B", "chat", "Apache-2.0", "9B parameters, about 19 GB in bf16",
+           ("text", "image", "video"), ("text", "thinking", "boxes")),
+    Preset("qwen3.5-4b", "Qwen/Qwen3.5-4B", "chat", "Apache-2.0", "4B parameters, about 9 GB in bf16",
+           ("text", "image", "video"), ("text", "thinking", "boxes")),
+    Preset("qwen3.5-2b", "Qwen/Qwen3.5-2B", "chat", "Apache-2.0", "2B parameters, about 4.5 GB in bf16",
+           ("text", "image", "video"), ("text", "thinking", "boxes")),
+    Preset("qwen3.5-0.8b", "Qwen/Qwen3.5-0.8B", "chat", "Apache-2.0", "0.9B parameters, about 1.8 GB in bf16",
+           ("text", "image", "video"), ("text", "thinking", "boxes")),
+    Preset("qwen3-vl-8b", "Qwen/Qwen3-VL-8B-Instruct", "chat", "Apache-2.0", "8.8B parameters, 17.5 GB in bf16",
+           ("text", "image", "video"), ("text", "boxes")),
+    Preset("qwen3-vl-4b", "Qwen/Qwen3-VL-4B-Instruct", "chat", "Apache-2.0", "4.4B parameters, 8.9 GB in bf16",
+           ("text", "image", "video"), ("text", "boxes")),
+    Preset("qwen3-vl-2b", "Qwen/Qwen3-VL-2B-Instruct", "chat", "Apache-2.0", "2.1B parameters, 4.3 GB in bf16",
+           ("text", "image", "video"), ("text", "boxes")),
     Preset("qwen2.5-omni-7b", "Qwen/Qwen2.5-Omni-7B", "chat", "Apache-2.0",
            "10.7B parameters (7B thinker), 22 GB in bf16", ("text", "image", "audio", "video"), ("text", "speech")),
     Preset("qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct", "chat", "Apache-2.0", "8.3B parameters, 17 GB in bf16",

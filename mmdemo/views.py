@@ -111,9 +111,20 @@ def speed_strip(stats: GenerationStats, queue_wait: float | None, done: bool, la
     if queue_wait is not None and queue_wait >= 0.05:
         detail += " · " + live(lang, "waited", seconds=queue_wait)
     flags = [live(lang, key) for key, on in (("stopped", stats.cancelled), ("replayed", stats.replayed)) if on]
-    title = " · ".join([first, speed, f"{stats.generated_tokens} {live(lang, 'tokens')}", *flags])
+    count = (live(lang, "split", thinking=stats.thinking_tokens, answer=stats.generated_tokens - stats.thinking_tokens)
+             if stats.thinking_tokens else f"{stats.generated_tokens} {live(lang, 'tokens')}")
+    title = " · ".join([first, speed, count, *flags])
     status = "done" if done else "pending"
     return {"role": "assistant", "content": detail, "metadata": {"title": title, "status": status}}
+
+
+def thinking_title(stats: GenerationStats, done: bool, lang: str = "en") -> dict:
+    """The metadata of the chat message that holds the model's reasoning: "Thinking…" while it thinks (open),
+    "Thought for 3.2 s" once the answer has started (folded)."""
+    if not done:
+        return {"title": live(lang, "thinking"), "status": "pending"}
+    seconds = max(0.0, (stats.thinking_s or 0.0) - (stats.first_token_s or 0.0))
+    return {"title": live(lang, "thought", seconds=seconds), "status": "done", "duration": round(seconds, 1)}
 
 
 def _count(parameters: int) -> str:

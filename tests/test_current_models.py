@@ -1,5 +1,6 @@
-"""The current families (Qwen3-VL, ...) through the app's core on tiny twins with their real files: chat with an
-image, video, several turns, classification with log-probabilities, grounding in each family's own frame."""
+"""The current families (Qwen3-VL, Qwen3.5, Gemma 4) through the app's core on tiny twins with their real files:
+chat with an image, video, audio where the model hears, several turns, classification with log-probabilities
+up to each template's end of turn, grounding in each family's own frame."""
 
 import threading
 
@@ -8,7 +9,7 @@ from helpers import write_clip
 from PIL import Image
 
 from mmdemo.chat import ChatService, Request
-from mmdemo.engines.base import GenerationParams
+from mmdemo.engines.base import GenerationParams, GenerationStats
 from mmdemo.engines.local import TransformersEngine
 from mmdemo.modalities import Budget
 from mmdemo.models import ModelManager
@@ -32,25 +33,29 @@ def services(twins):
     return get
 
 
-def run(service: ChatService, request: Request) -> tuple[str, list]:
+def run(service: ChatService, request: Request) -> tuple[str, list, GenerationStats]:
     handle = start(service, request)
     events = list(handle)
-    return "".join(e.text for e in events if e.kind == "text"), events
+    return "".join(e.text for e in events if e.kind == "text"), events, handle.stats
 
 
-def test_qwen3_vl_answers_images_video_and_several_turns(services, tmp_path):
-    service = services("qwen3-vl-2b-instruct")
+CURRENT = ["qwen3-vl-2b-instruct", "qwen3.5-0.8b", "gemma-4-e2b-it"]
+
+
+@pytest.mark.parametrize("name", CURRENT)
+def test_each_current_family_answers_images_video_and_several_turns(services, tmp_path, name):
+    service = services(name)
     photo = tmp_path / "photo.png"
     Image.new("RGB", (1184, 864), "red").save(photo)
     first = Turn.user("What is this?", [str(photo)])
-    answer, _ = run(service, Request(first, params=GREEDY))
-    assert answer
+    assert run(service, Request(first, params=GREEDY))[2].generated_tokens == 8  # the text may be blank lines
     second = Request(Turn.user("And the colour?"), history=(first, Turn("assistant", ())), params=GREEDY)
-    assert run(service, second)[0]
+    assert run(service, second)[2].generated_tokens == 8
     clip = write_clip(tmp_path / "clip.mp4", seconds=3)
     handle = start(service, Request(Turn.user("What happens?", [str(clip)]), params=GREEDY))
-    assert "".join(e.text for e in handle if e.kind == "text")
+    assert list(handle) is not None and handle.stats.generated_tokens == 8
     assert handle.stats.media_tokens.get("video", 0) > 0 and handle.stats.frames == 3
+    assert handle.stats.media_tokens.get("image", 0) == 0  # the frames went in as video
 
 
 def test_qwen3_vl_boxes_are_read_in_0_to_1000_of_the_image(services, tmp_path):
@@ -69,7 +74,23 @@ def test_qwen2_5_vl_pixel_boxes_are_read_in_the_image_the_cpu_budget_sent(servic
     assert width * height <= 256 * 28 * 28 and width / height == pytest.approx(4 / 3, rel=0.1)
 
 
-@pytest.mark.parametrize(("name", "end"), [("qwen3-vl-2b-instruct", "<|im_end|>"),
+def test_gemma_4_hears_a_clip_natively_and_thinks_when_asked(services, audio_file):
+    service = services("gemma-4-e2b-it")
+    engine = service.models.engine
+    assert engine.capabilities.audio and engine.capabilities.thinking
+    handle = start(service, Request(Turn.user("What is this sound?", [str(audio_file(seconds=2))]), params=GREEDY))
+    events = list(handle)
+    assert not [e for e in events if e.kind == "transcript"]  # heard, not transcribed
+    assert handle.stats.media_tokens.get("audio", 0) > 0
+    messages = [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
+    tokenizer = engine._processor.tokenizer
+    on, off = (tokenizer.decode(engine._prepare(messages, think)["input_ids"][0]) for think in (True, False))
+    assert "<|turn>system\n<|think|>" in on and "<|think|>" not in off and "Be brief." in on
+
+
+@pytest.mark.parametrize(("name", "end"), [("qwen3-vl-2b-instruct", "<|im_end|>"), ("qwen3.5-0.8b", "<|im_end|>"),
+                                           ("gemma-4-e2b-it", "<turn|>"),
                                            ("smolvlm2-256m-video", "<end_of_utterance>")])
 def test_labels_are_scored_up_to_the_templates_own_end_of_turn(services, name, end):
     service = services(name)

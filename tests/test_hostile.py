@@ -99,8 +99,8 @@ def test_file_references_outside_the_uploads_are_refused_on_every_endpoint(app, 
     base, hits = bait
     for name, ref in references(base).items():
         data = {
-            "chat": [{"text": "What is this?", "files": [ref]}, "", 4, 0, 1],
-            "task": [{"text": "", "files": [ref]}, "caption_short", "", "", "", "English", 4, 0],
+            "chat": [{"text": "What is this?", "files": [ref]}, "", 4, 0, 1, False],
+            "task": [{"text": "", "files": [ref]}, "caption_short", "", "", "", "English", 4, 0, False],
             "search": ["", ref, []],
             "add_images": [[ref], []],
         }[endpoint]
@@ -193,18 +193,20 @@ NUMBERS = [-5, 0, 1e12, float("nan"), float("inf"), "many", None]
 def test_out_of_range_and_wrongly_typed_values_on_every_endpoint(app, client):
     for value in NUMBERS:
         hi = {"text": "Hi", "files": []}
-        for data in ([hi, "", value, 0, 1], [hi, "", 4, value, 1], [hi, "", 4, 0, value]):
+        for data in ([hi, "", value, 0, 1, False], [hi, "", 4, value, 1, False], [hi, "", 4, 0, value, False],
+                     [hi, "", 4, 0, 1, value]):
             assert_clean(call(app, "chat", data))
-        assert_clean(call(app, "task", [{"text": "Hi", "files": []}, "chat", "", "", "", "English", value, value]))
+        assert_clean(call(app, "task", [{"text": "Hi", "files": []}, "chat", "", "", "", "English", value, value,
+                                        value]))
     labels = ",".join(f"label {i}" for i in range(5000))
-    answer = call(app, "task", [{"text": "Hi", "files": []}, "classify", "", labels, "", "English", 4, 0])
+    answer = call(app, "task", [{"text": "Hi", "files": []}, "classify", "", labels, "", "English", 4, 0, False])
     assert "20" in answer and "labels" in answer
     for task, text in (("no-such-task", "Hi"), ("translate", "x" * 200_000), ("chat", "../../etc/passwd\x00")):
-        data = [{"text": text, "files": []}, task, "p" * 100_000, "", "t" * 100_000, "English", 4, 0]
+        data = [{"text": text, "files": []}, task, "p" * 100_000, "", "t" * 100_000, "English", 4, 0, False]
         assert_clean(call(app, "task", data))
     assert_clean(call(app, "speak", ["word " * 200_000]))
     assert_clean(call(app, "search", ["cat " * 50_000, None, []]))
-    assert_clean(call(app, "chat", [{"text": 12345, "files": "not a list"}, None, 4, 0, 1]))
+    assert_clean(call(app, "chat", [{"text": 12345, "files": "not a list"}, None, 4, 0, 1, "yes"]))
     named = app.log_path.parent / "..%2F..%2Fevil name\u202e.png"
     Image.new("RGB", (32, 32)).save(named)
     assert isinstance(client.predict({"text": "Hi", "files": [handle_file(named)]}, max_tokens=4, api_name="/chat"),

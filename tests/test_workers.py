@@ -25,11 +25,44 @@ def test_prepare_and_generate_run_on_the_torch_thread(smolvlm_engine, monkeypatc
     seen: list[str] = []
     prepare = smolvlm_engine._prepare
 
-    def recording_prepare(messages: list[dict]) -> dict:
+    def recording_prepare(messages: list[dict], *args: object) -> dict:
         seen.append(threading.current_thread().name)
-        return prepare(messages)
+        return prepare(messages, *args)
 
     monkeypatch.setattr(smolvlm_engine, "_prepare", recording_prepare)
     user = [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}]
     list(smolvlm_engine.stream(user, GenerationParams(4, 0.0), threading.Event()))
     assert seen and seen[0].startswith("mmdemo-torch")
+
+
+def test_models_load_one_at_a_time_even_on_separate_worker_pools(tiny, monkeypatch):
+    """from_pretrained sets process-wide state while it builds a model: a second load waits for the first."""
+    import transformers
+
+    from mmdemo.engines.local import TransformersEngine
+
+    inside, release, order = threading.Event(), threading.Event(), []
+    real = transformers.AutoModelForMultimodalLM.from_pretrained.__func__
+
+    def slow_first(cls, model_id, *args, **kwargs):
+        order.append(f"start {model_id}")
+        if not inside.is_set():
+            inside.set()
+            release.wait(10)
+        model = real(cls, model_id, *args, **kwargs)
+        order.append(f"end {model_id}")
+        return model
+
+    monkeypatch.setattr(transformers.AutoModelForMultimodalLM, "from_pretrained", classmethod(slow_first))
+    first = threading.Thread(target=TransformersEngine(str(tiny["smolvlm"]), "cpu").load)
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=TransformersEngine(str(tiny["qwen2_5_omni"]), "cpu").load)
+    second.start()
+    second.join(1.0)
+    assert second.is_alive() and order == [f"start {tiny['smolvlm']}"]  # waiting for the first load
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert order == [f"start {tiny['smolvlm']}", f"end {tiny['smolvlm']}",
+                     f"start {tiny['qwen2_5_omni']}", f"end {tiny['qwen2_5_omni']}"]

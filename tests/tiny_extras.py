@@ -144,45 +144,53 @@ GROUNDING_ANSWER = ('```json\n[\n\t{"bbox_2d": [18, 23, 56, 63], "label": "house
                     '\t{"bbox_2d": [65, 26, 87, 63], "label": "tree"}\n]\n```')
 
 
-def build_grounding(out: Path, base: Path, steps: int = 300) -> None:
-    """The tiny Qwen2.5-VL at ``base``, trained here for a few seconds to answer the app's grounding
-    prompt for assets/scene.png with Qwen2.5-VL-style JSON boxes (pixels of the image as its processor
-    resizes it: 640×480 → 112×84): a real checkpoint whose own output exercises box parsing and drawing."""
-    import shutil
-
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
-    from mmdemo.conversation import build_messages
-    from mmdemo.engines.local import TransformersEngine
-    from mmdemo.modalities import Budget
-    from mmdemo.settings import DEFAULT_SYSTEM_PROMPT
+def build_grounding(out: Path, base: Path) -> None:
+    """The tiny Qwen2.5-VL at ``base``, trained to answer the app's grounding prompt for assets/scene.png with
+    Qwen2.5-VL-style JSON boxes (pixels of the image as its processor resizes it: 640×480 → 112×84): a real
+    checkpoint whose own output exercises box parsing and drawing."""
     from mmdemo.tasks import TASKS
     from mmdemo.turns import Turn
 
-    text = TASKS["grounding"].compose(GROUNDING_TARGET)
     scene = Path(__file__).resolve().parent.parent / "assets" / "scene.png"
+    train_answer(out, base, Turn.user(TASKS["grounding"].compose(GROUNDING_TARGET), [str(scene)]), GROUNDING_ANSWER)
+
+
+def train_answer(out: Path, base: Path, turn: object, answer: str, think: bool = False, steps: int = 300) -> None:
+    """The checkpoint at ``base``, trained here for a few seconds to answer ``turn`` (as the app sends it, with
+    its default system prompt; ``think``: the template's reasoning switch) with ``answer`` and the template's
+    end of turn; saved to ``out`` with ``base``'s other files."""
+    import shutil
+
+    from transformers import AutoModelForMultimodalLM
+
+    from mmdemo.conversation import build_messages
+    from mmdemo.engines.local import TransformersEngine
+    from mmdemo.engines.scoring import followed_by
+    from mmdemo.engines.workers import one_load_at_a_time
+    from mmdemo.modalities import Budget
+    from mmdemo.settings import DEFAULT_SYSTEM_PROMPT
+
     engine = TransformersEngine(str(base), "cpu")
-    messages = build_messages([], Turn.user(text, [str(scene)]), system_prompt=DEFAULT_SYSTEM_PROMPT,
-                              capabilities=engine.capabilities, budget=Budget()).messages  # as the app sends it
-    inputs = {k: v.float() if v.is_floating_point() else v for k, v in engine._prepare(messages).items()}
+    messages = build_messages([], turn, system_prompt=DEFAULT_SYSTEM_PROMPT,  # type: ignore[arg-type]
+                              capabilities=engine.capabilities, budget=Budget()).messages
+    inputs = {k: v.float() if v.is_floating_point() else v for k, v in engine._prepare(messages, think).items()}
     tokenizer = engine._processor.tokenizer
-    answer = tokenizer(GROUNDING_ANSWER, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    answer = torch.cat([answer, torch.tensor([[tokenizer.eos_token_id]])], dim=1)
-    ids = torch.cat([inputs["input_ids"], answer], dim=1)
-    batch = {**inputs, "input_ids": ids, "attention_mask": torch.ones_like(ids),
-             "mm_token_type_ids": torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(answer)], dim=1)}
-    labels = torch.full_like(ids, -100)
-    labels[:, inputs["input_ids"].shape[1]:] = answer
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(base, dtype=torch.float32)
+    ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [engine._turn_end]
+    batch = followed_by(inputs, torch.tensor([ids]))
+    labels = torch.full_like(batch["input_ids"], -100)
+    labels[:, inputs["input_ids"].shape[1]:] = torch.tensor([ids])
+    model = one_load_at_a_time(lambda: AutoModelForMultimodalLM.from_pretrained(base, dtype=torch.float32))
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    start = inputs["input_ids"].shape[1]
     for _ in range(steps):
-        loss = model(**batch, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if loss.item() < 1e-3:
+        output = model(**batch, labels=labels)
+        learnt = bool((output.logits[0, start - 1:-1].argmax(-1) == labels[0, start:]).all())
+        if learnt and output.loss.item() < 0.05:  # greedy decoding writes the answer, with a margin (bf16)
             break
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
     model.eval()
     model.save_pretrained(out)
     for name in base.iterdir():

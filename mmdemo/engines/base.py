@@ -23,6 +23,7 @@ class Capabilities:
     audio_sampling_rate: int = 16000
     max_audio_seconds: float = 30.0
     context_tokens: int | None = None
+    thinking: bool = False  # its template has a switch to think before answering (GenerationParams.think)
     box_frame: str = "pixels"  # the frame of the JSON boxes it writes: "pixels" (of the image it saw) or "norm1000"
     parts: tuple[tuple[str, int], ...] = ()  # (role, parameters), e.g. ("vision encoder", 93_000_000)
 
@@ -34,6 +35,7 @@ class GenerationParams:
     max_new_tokens: int = 512
     temperature: float = 0.7
     top_p: float = 0.9
+    think: bool = False  # reason before answering, where the model's template has the switch
 
 
 @dataclass
@@ -45,6 +47,8 @@ class GenerationStats:
     media_tokens: dict[str, int] = field(default_factory=dict)  # prompt tokens per modality, e.g. {"image": 64}
     frames: int = 0  # video frames the model saw
     generated_tokens: int = 0
+    thinking_tokens: int = 0  # of the generated tokens, those spent reasoning
+    thinking_s: float | None = None  # when the reasoning ended
     first_token_s: float | None = None
     last_token_s: float = 0.0
     total_s: float = 0.0  # set when generation has ended

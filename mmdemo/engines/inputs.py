@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
+from mmdemo.engines.thinking import detect
 from mmdemo.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,12 @@ class InputBuilder:
         self.sanitize = True  # the library's own control-token guard; off when this processor cannot use it
         self.system_as_text = self._template_prints_lists()  # Gemma's template reads a system prompt as a string
         tokenizer = processor.tokenizer  # type: ignore[attr-defined]
+        known = lambda token: tokenizer.convert_tokens_to_ids(token) not in (None, tokenizer.unk_token_id)  # noqa: E731
+        self.thinking = detect(getattr(processor, "chat_template", None), known)
+        marks = (self.thinking.open_token, self.thinking.close) if self.thinking else ()
+        specials = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+        self.keep = tuple(t for t in marks if t in specials)  # special marks the streamer must write out
+        self.mark_ids = tuple(tokenizer.convert_tokens_to_ids(list(marks))) if marks else None
         self._control = sorted((t.content for t in tokenizer.added_tokens_decoder.values() if len(t.content) > 1),
                                key=len, reverse=True)
 
@@ -91,10 +98,13 @@ class InputBuilder:
             return False
         return f"'text': '{marker}'" in str(shown)
 
-    def build(self, messages: list[dict], dtype: object, device: str) -> dict:
-        """The model's inputs for ``messages``; images are shrunk until each is within the token budget."""
+    def build(self, messages: list[dict], dtype: object, device: str, think: bool = False) -> dict:
+        """The model's inputs for ``messages``; images are shrunk until each is within the token budget.
+        ``think``: the template's ``enable_thinking`` switch, where it has one (always passed: a template that
+        thinks by default does not, unasked)."""
+        switch = {"enable_thinking": think} if self.thinking and self.thinking.switch else {}
         try:
-            inputs = self._template(messages, self.sanitize)
+            inputs = self._template(messages, self.sanitize, switch)
             for attempt in range(4):
                 over = self._image_tokens_per_image(inputs, messages)
                 if over is None or over <= self.max_image_tokens:
@@ -106,13 +116,18 @@ class InputBuilder:
                         "app with a larger --max-image-tokens.")
                 scale = (self.max_image_tokens / over) ** 0.5 * 0.95
                 messages = _map_parts(messages, "image", lambda p, s=scale: {**p, "image": _scaled(p["image"], s)})
-                inputs = self._template(messages, self.sanitize)
+                inputs = self._template(messages, self.sanitize, switch)
         except (ValueError, TypeError) as exc:
             log.exception("processor failed on the request")
             raise UserError(f"The model's processor could not prepare this request: {exc}") from exc
         return inputs.to(device, dtype=dtype)
 
-    def _template(self, messages: list[dict], sanitize: bool) -> dict:
+    def opens_reasoning(self, ids: object) -> bool:
+        """Whether a prompt of token ``ids`` (batch of one) leaves reasoning open: the model thinks first."""
+        tail = self.processor.tokenizer.decode(ids[0, -8:])  # type: ignore[attr-defined,index]
+        return bool(self.thinking and self.thinking.opened_by(tail))
+
+    def _template(self, messages: list[dict], sanitize: bool, switch: dict | None = None) -> dict:
         if not sanitize:
             messages = _map_parts(messages, "text", lambda p: {**p, "text": self._escape(p["text"])})
         if self.system_as_text:
@@ -122,7 +137,7 @@ class InputBuilder:
         messages = _map_parts(messages, "video", lambda p: {"type": "video", "video": p["video"]})
         return self.processor.apply_chat_template(  # type: ignore[attr-defined]
             messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-            sanitize_control_tokens=sanitize, processor_kwargs={"return_tensors": "pt", **kwargs},
+            sanitize_control_tokens=sanitize, processor_kwargs={"return_tensors": "pt", **kwargs}, **(switch or {}),
         )
 
     def _escape(self, text: str) -> str:

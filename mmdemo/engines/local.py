@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
 from PIL import Image
@@ -21,7 +22,8 @@ from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
 from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
-from mmdemo.engines.workers import TorchWorkers, interruptible
+from mmdemo.engines.thinking import OPEN
+from mmdemo.engines.workers import TorchWorkers, interruptible, one_load_at_a_time
 from mmdemo.errors import Cancelled, UserError, one_line
 from mmdemo.grounding import json_box_frame, processed_size
 from mmdemo.modalities import MODALITIES
@@ -77,7 +79,7 @@ class TransformersEngine(Engine):
             started = time.perf_counter()
             try:
                 with reporting(self._progress):
-                    self.workers.run(self._load)
+                    self.workers.run(one_load_at_a_time, self._load)
             except Exception as exc:
                 detail = load_error(self.model_id, exc)
                 log.error("loading %s failed: %s", self.model_id, exc, exc_info=not isinstance(exc, OSError))
@@ -139,6 +141,8 @@ class TransformersEngine(Engine):
         self._inputs = InputBuilder(processor, self.max_image_tokens, self._token_ids.get("image"),
                                     self.processor_kwargs)
         self._inputs.check_sanitizer(self._probe())
+        marks = self._inputs.thinking
+        self._capabilities = replace(self._capabilities, thinking=bool(marks and marks.switch))
         self._turn_end = turn_end(processor, getattr(model, "thinker", model).generation_config.eos_token_id)
         self._processor = processor
         self._model = model
@@ -166,7 +170,9 @@ class TransformersEngine(Engine):
         started = time.perf_counter()
         stats = stats if stats is not None else GenerationStats()
         self.load()
-        streamer = BatchingStreamer(self._processor.tokenizer, STREAM_INTERVAL_S if self.device == "cpu" else 0.0)
+        marks = self._inputs.thinking
+        streamer = BatchingStreamer(self._processor.tokenizer, STREAM_INTERVAL_S if self.device == "cpu" else 0.0,
+                                    self._inputs.keep)
         failure: list[BaseException] = []
 
         def run() -> None:
@@ -182,7 +188,7 @@ class TransformersEngine(Engine):
         media = sum(p.get("type") != "text" for p in content_parts(messages))
         job = self.workers.submit(run, cancel=cancel, seconds=estimate_seconds(params.max_new_tokens, media))
         try:
-            for text in streamer:
+            for text in marks.canonical(streamer) if marks else streamer:
                 if text:
                     yield text
         except GeneratorExit:
@@ -198,9 +204,12 @@ class TransformersEngine(Engine):
         self, messages: list[dict], params: GenerationParams, cancel: threading.Event, stats: GenerationStats,
         streamer: BatchingStreamer, started: float,
     ) -> None:
-        inputs = self._prepare(messages)
+        inputs = self._prepare(messages, params.think)
         stats.stages["prepare"] = time.perf_counter() - started
         ids = inputs["input_ids"]
+        opened = self._inputs.opens_reasoning(ids)
+        if opened:  # the prompt opened the reasoning: the stream says so
+            streamer.on_finalized_text(OPEN)
         stats.prompt_tokens = int(ids.shape[-1])
         stats.media_tokens = self._media_tokens(ids, messages)
         stats.frames = sum(len(p["video"]) for p in content_parts(messages) if p.get("type") == "video")
@@ -212,8 +221,9 @@ class TransformersEngine(Engine):
         )
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(self._model, "thinker", self._model)
+        watch = Watch(cancel, stats, started, self._inputs.mark_ids, opened)
         run = dict(inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
-                   stopping_criteria=StoppingCriteriaList([Watch(cancel, stats, started)]),
+                   stopping_criteria=StoppingCriteriaList([watch]),
                    pad_token_id=self._processor.tokenizer.pad_token_id)
         try:
             with torch.inference_mode(), self._clock.measure(stats):
@@ -262,8 +272,8 @@ class TransformersEngine(Engine):
         size = self._inputs.kwargs.get("images_kwargs", {}).get("size")  # the budget's, as images are sent
         return processed_size(getattr(self._processor, "image_processor", None), width, height, size)
 
-    def _prepare(self, messages: list[dict]) -> dict:
-        return self._inputs.build(messages, self.dtype, self.device)
+    def _prepare(self, messages: list[dict], think: bool = False) -> dict:
+        return self._inputs.build(messages, self.dtype, self.device, think)
 
 
 def _free_memory() -> None:

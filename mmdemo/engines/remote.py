@@ -24,6 +24,7 @@ import soundfile
 from PIL import Image
 
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.engines.thinking import CLOSE, OPEN
 from mmdemo.errors import ContextOverflowError, UserError
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class OpenAIEngine(Engine):
             break
         else:
             raise self._unreachable()
+        reasoning = False  # inside the reasoning a server sends apart (vLLM's and SGLang's reasoning parsers)
         try:
             for chunk in response:
                 if cancel.is_set():
@@ -180,11 +182,14 @@ class OpenAIEngine(Engine):
                     break
                 if chunk.usage:
                     stats.prompt_tokens = chunk.usage.prompt_tokens
-                text = chunk.choices[0].delta.content if chunk.choices else None
+                delta = chunk.choices[0].delta if chunk.choices else None
+                thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+                text, reasoning = _marked(thought, delta.content if delta is not None else None, reasoning)
                 if text:
                     now = time.perf_counter() - started
                     stats.first_token_s = stats.first_token_s if stats.first_token_s is not None else now
                     stats.generated_tokens += 1
+                    stats.thinking_tokens += bool(thought)
                     stats.last_token_s = now
                     yield text
         except (openai.APIError, httpx.HTTPError) as exc:
@@ -215,3 +220,14 @@ def _status_error(exc: openai.APIStatusError) -> UserError:
     if exc.status_code >= 500:
         return UserError(f"The model server failed (HTTP {exc.status_code}: {_reason(exc)}). Try again in a moment.")
     return UserError(f"The model server refused the request (HTTP {exc.status_code}): {_reason(exc)}")
+
+
+def _marked(thought: str | None, content: str | None, reasoning: bool) -> tuple[str, bool]:
+    """A chunk's reasoning and answer text in an engine's stream form (reasoning between ``OPEN`` and
+    ``CLOSE``), and whether the reasoning is still open after it (``reasoning``: open before it)."""
+    text = ""
+    if thought:
+        text, reasoning = ("" if reasoning else OPEN) + thought, True
+    if content:
+        text, reasoning = text + (CLOSE if reasoning else "") + content, False
+    return text, reasoning

@@ -35,6 +35,24 @@ def answer_ids(tokenizer: object, prompt_ids: list[int], answers: list[str], end
     return [i + ([end_id] if end_id is not None else []) for i in ids]
 
 
+def followed_by(inputs: dict, extra: torch.Tensor) -> dict:
+    """The model inputs of the prompt ``inputs`` followed by the text tokens ``extra`` (batch of one): every
+    per-token input grows with them (ids, attention mask, token types)."""
+    prompt = inputs["input_ids"]
+    batch = dict(inputs)
+    for name, value in inputs.items():
+        if not (isinstance(value, torch.Tensor) and value.shape == prompt.shape):
+            continue
+        if name == "input_ids":
+            tail = extra
+        elif name == "attention_mask":
+            tail = torch.ones_like(extra, dtype=value.dtype)
+        else:  # token types: the answer is text
+            tail = torch.zeros_like(extra, dtype=value.dtype)
+        batch[name] = torch.cat([value, tail], dim=1)
+    return batch
+
+
 @torch.inference_mode()
 def answer_logprobs(model: torch.nn.Module, inputs: dict, candidates: list[list[int]]) -> list[float]:
     """log P(candidate | prompt) for each candidate: the sum of its tokens' log-probabilities, read from one
@@ -44,17 +62,7 @@ def answer_logprobs(model: torch.nn.Module, inputs: dict, candidates: list[list[
     scores = []
     for ids in candidates:
         extra = torch.tensor([ids], dtype=prompt.dtype, device=prompt.device)
-        batch = dict(inputs)
-        for name, value in inputs.items():  # every per-token input grows with the answer: ids, mask, token types
-            if not (isinstance(value, torch.Tensor) and value.shape == prompt.shape):
-                continue
-            if name == "input_ids":
-                tail = extra
-            elif name == "attention_mask":
-                tail = torch.ones_like(extra, dtype=value.dtype)
-            else:  # token types: the answer is text
-                tail = torch.zeros_like(extra, dtype=value.dtype)
-            batch[name] = torch.cat([value, tail], dim=1)
+        batch = followed_by(inputs, extra)
         logits = model(**batch, use_cache=False).logits[0, prompt.shape[1] - 1: -1].float()
         scores.append(float(torch.log_softmax(logits, dim=-1).gather(1, extra[0][:, None]).sum()))
     return scores

@@ -34,45 +34,48 @@ class ApiHandlers:
         self.showcase = showcase
 
     def chat(self, message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
-             top_p: float) -> Iterator[tuple[str, list[dict]]]:
-        """One turn of the conversation the session's state holds; the answer streams."""
+             top_p: float, think: bool | None = False) -> Iterator[tuple[str, list[dict]]]:
+        """One turn of the conversation the session's state holds; the answer streams (without the model's
+        reasoning: ``/task`` returns that apart)."""
         turn = split(message)
-        request = Request(turn, tuple(to_turns(history)), params=self._params(max_tokens, temperature, top_p),
+        request = Request(turn, tuple(to_turns(history)), params=self._params(max_tokens, temperature, top_p, think),
                           system=self.settings.system_prompt if system is None else system)
         answer = ""
         for event in turn_events(self.service, self.showcase, request):
             if event.kind == "notice":
                 gr.Info(event.text)
-            elif event.kind in ("text", "progress"):  # progress: a chance to notice a disconnect
-                answer += event.text
+            elif event.kind in ("text", "progress", "thinking"):  # a chance to notice a disconnect
+                answer += event.text if event.kind == "text" else ""
                 yield answer, history
         yield answer, [*history, shown(turn), {"role": "assistant", "content": answer}]
 
     def task(self, message: dict | None, task_key: str, prompt: str | None, labels: str, target: str, language: str,
-             max_tokens: float, temperature: float) -> Iterator[tuple]:
-        """One task on one message (no history): the answer, the result as JSON, the image with boxes. The
-        fields after ``prompt`` are those of ``tasks.FIELDS``, in order."""
+             max_tokens: float, temperature: float, think: bool | None = False) -> Iterator[tuple]:
+        """One task on one message (no history): the answer, the result as JSON (the model's reasoning apart,
+        under ``thinking``), the image with boxes. The fields after ``prompt`` are those of ``tasks.FIELDS``, in
+        order."""
         task_key = task_key or "chat"
         if task_key not in TASKS:
             raise gr.Error(f"Unknown task {task_key!r}; the tasks are: {', '.join(TASKS)}.")
         given = {"labels": labels, "target": target, "language": language}  # left out (null): the default
         values = {name: FIELDS[name].default if value is None else str(value) for name, value in given.items()}
         turn, _, labels = prepare(message, [], task_key, prompt, values)
-        request = Request(turn, (), TASKS[task_key], self._params(max_tokens, temperature, 1.0),
+        request = Request(turn, (), TASKS[task_key], self._params(max_tokens, temperature, 1.0, think),
                           self.settings.system_prompt, tuple(labels))
         events = []
         for event in turn_events(self.service, self.showcase, request):
             events.append(event)
-            if event.kind == "progress":  # long work on the way: a chance to notice a disconnect
+            if event.kind in ("progress", "thinking"):  # a chance to notice a disconnect
                 yield gr.skip(), gr.skip(), gr.skip()
         yield api_result(task_key, turn.text, events)
 
-    def _params(self, max_tokens: float | None, temperature: float | None, top_p: float | None) -> GenerationParams:
+    def _params(self, max_tokens: float | None, temperature: float | None, top_p: float | None,
+                think: bool | None) -> GenerationParams:
         """Generation settings from the call; a value left out (null) takes the page's default."""
         defaults = page_defaults(self.settings)
         values = [default if value is None else value
                   for value, default in zip((max_tokens, temperature, top_p), defaults, strict=True)]
-        return self.service.clamp(*values)
+        return self.service.clamp(*values, bool(think))
 
     def speak(self, text: str) -> tuple[int, object]:
         """``text`` read aloud by the voice model, as one clip; sentences no voice reads are skipped with a
@@ -111,6 +114,7 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
                                label="max new tokens")
         temperature = gr.Number(temperature0, minimum=0.0, maximum=2.0, label="temperature (0: greedy)")
         top_p = gr.Number(top_p0, minimum=0.05, maximum=1.0, label="top-p")
+        think = gr.Checkbox(False, label="think first (where the model has the switch)")
         api_history = gr.State([])
         task_in = [gr.Dropdown(list(TASKS), value="chat", allow_custom_value=True, label="task"),
                    gr.Textbox("", label="prompt (empty: the task's own)"),
@@ -119,10 +123,10 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
         task_out = [gr.Textbox(label="answer"), gr.JSON(label="result"),
                     gr.Image(type="filepath", format="png", label="image with boxes")]
         speak_in, speak_out = gr.Textbox(label="text"), gr.Audio(type="numpy", format="wav", label="speech")
-        gr.Button().click(handlers.chat, [message, api_history, system, max_tokens, temperature, top_p],
+        gr.Button().click(handlers.chat, [message, api_history, system, max_tokens, temperature, top_p, think],
                           [gr.Textbox(label="answer"), api_history], api_name="chat", **model,
                           api_description="One turn of the conversation this session holds; the answer streams.")
-        gr.Button().click(handlers.task, [message, *task_in, max_tokens, temperature], task_out, api_name="task",
+        gr.Button().click(handlers.task, [message, *task_in, max_tokens, temperature, think], task_out, api_name="task",
                           **model)
         if extras.speaker is not None:
             gr.Button().click(handlers.speak, [speak_in], [speak_out], api_name="speak", **model)

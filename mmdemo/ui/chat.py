@@ -45,7 +45,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
                 export = gr.Button(t("export"), elem_id="export")
             exported = gr.File(label=t("exported"), visible=False, elem_id="exported")
         with gr.Column(scale=1, min_width=260):
-            controls, speak, spoken = _side_panel(t, extras.speaker is not None, handlers.live, textbox)
+            controls, speak, think, spoken = _side_panel(t, extras.speaker is not None, handlers.live, textbox)
     system, max_tokens, temperature, top_p = _settings_panel(t, settings)
     with gr.Accordion(t("about"), open=False):
         if service.models.make_engine is not None:
@@ -57,7 +57,8 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
 
     def answer(turn: gr.events.Dependency) -> gr.events.Dependency:
         """Once ``turn`` has put the user's message in the chat: stream the answer, then free the input."""
-        answering = turn.success(handlers.bot_turn, [pending, chatbot, system, max_tokens, temperature, top_p, speak],
+        answering = turn.success(handlers.bot_turn, [pending, chatbot, system, max_tokens, temperature, top_p, speak,
+                                                    think],
                                  [chatbot, textbox, spoken, how], concurrency_id="model",
                                  concurrency_limit=settings.concurrency, api_visibility="undocumented")
         answering.then(lambda: gr.MultimodalTextbox(interactive=True), None, [textbox], queue=False,
@@ -78,7 +79,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
         lambda: ([], gr.MultimodalTextbox(value=None, interactive=True)), None, [chatbot, textbox],
         cancels=answering, queue=False, api_visibility="undocumented")
     api_endpoints(demo, service, settings, extras, showcase)
-    status_outputs = [status_line, timer, card, banner, speak]
+    status_outputs = [status_line, timer, card, banner, speak, think]
     timer.tick(handlers.status, None, status_outputs, queue=False, api_visibility="undocumented")
     demo.load(handlers.status, None, status_outputs, queue=False, api_visibility="undocumented")
     export.click(handlers.export_chat, [chatbot], [exported], api_visibility="undocumented")
@@ -111,9 +112,11 @@ def _examples(t: gr.I18n, textbox: gr.MultimodalTextbox, task: gr.Dropdown, exam
 
 
 def _side_panel(t: gr.I18n, has_voice: bool, live: bool,
-                textbox: gr.MultimodalTextbox) -> tuple[TaskControls, gr.Checkbox, gr.Audio]:
-    """The task panel, "Speak the answer" with its player (live when ``live``), and the webcam recorder."""
+                textbox: gr.MultimodalTextbox) -> tuple[TaskControls, gr.Checkbox, gr.Checkbox, gr.Audio]:
+    """The task panel, "Think first" (shown once a model with the switch is ready), "Speak the answer" with its
+    player (live when ``live``), and the webcam recorder."""
     controls = task_controls(t)
+    think = gr.Checkbox(False, label=t("think"), info=t("think_info"), visible=False, elem_id="think")
     speak = gr.Checkbox(False, label=t("speak"), visible=has_voice, elem_id="speak")
     spoken = gr.Audio(label=t("spoken"), streaming=live, autoplay=True, interactive=False, visible=False,
                       elem_id="spoken")
@@ -124,7 +127,7 @@ def _side_panel(t: gr.I18n, has_voice: bool, live: bool,
         camera = gr.Video(sources=["webcam"], include_audio=True, show_label=False, elem_id="webcam",
                           webcam_options=gr.WebcamOptions(mirror=False))
     camera.change(attach_recording, [camera, textbox], [textbox, camera], queue=False, api_visibility="undocumented")
-    return controls, speak, spoken
+    return controls, speak, think, spoken
 
 
 def _card(example: dict) -> dict:

@@ -12,16 +12,18 @@ from collections.abc import Iterator
 import gradio as gr
 
 from mmdemo.chat import ChatService, Request
+from mmdemo.engines.base import GenerationParams
 from mmdemo.export import export_conversation
 from mmdemo.extras import Extras
 from mmdemo.locales import language
 from mmdemo.runner import start
 from mmdemo.showcase import ExampleCache
 from mmdemo.tasks import TASKS
+from mmdemo.ui.answer import LiveAnswer
 from mmdemo.ui.history import file_paths, to_turns
 from mmdemo.ui.history import shown as shown_turn
 from mmdemo.ui.turn import Voice, prepare, result_messages, turn_events
-from mmdemo.views import banner_markdown, how_it_works, model_card, model_name, speed_strip, status_markdown, takes
+from mmdemo.views import SERVING, banner_markdown, how_it_works, model_card, model_name, status_markdown, takes
 
 log = logging.getLogger(__name__)
 UPDATE_INTERVAL_S = 0.04  # at most ~25 page updates a second, however fast tokens come
@@ -72,26 +74,27 @@ class ChatHandlers:
         return [gr.validate(True, "")] * 6
 
     def bot_turn(self, pending: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
-                 top_p: float, speak: bool, request: gr.Request) -> Iterator[tuple]:
+                 top_p: float, speak: bool, think: bool, request: gr.Request) -> Iterator[tuple]:
         """Stream one answer into the chat (and read it aloud when asked); a turn that fails or is stopped
         before it starts leaves the chat and goes back into the input box, so nothing typed is lost. A model
         switch stops all of it, the voice included."""
         stop = self.stops.setdefault(request.session_hash, threading.Event())
         with self.service.models.track(stop):
-            yield from self._answer_turn(pending, chat, system, max_tokens, temperature, top_p, speak, request, stop)
+            params = self.service.clamp(max_tokens, temperature, top_p, think)
+            yield from self._answer_turn(pending, chat, system, params, speak, request, stop)
 
-    def _answer_turn(self, pending: dict, chat: list[dict], system: str, max_tokens: float, temperature: float,
-                    top_p: float, speak: bool, request: gr.Request, stop: threading.Event) -> Iterator[tuple]:
+    def _answer_turn(self, pending: dict, chat: list[dict], system: str, params: GenerationParams, speak: bool,
+                     request: gr.Request, stop: threading.Event) -> Iterator[tuple]:
         queue_wait = time.monotonic() - pending["submitted"]
         lang = language(request.headers.get("accept-language"))
         history, shown, keep = chat[:-1], list(chat), gr.skip()
         give_back = gr.MultimodalTextbox(value=pending.get("typed"), interactive=True)
-        turn = Request(pending["turn"], tuple(to_turns(history)), TASKS[pending["task"]],
-                       self.service.clamp(max_tokens, temperature, top_p), system, tuple(pending["labels"]))
+        turn = Request(pending["turn"], tuple(to_turns(history)), TASKS[pending["task"]], params, system,
+                       tuple(pending["labels"]))
         handle = start(self.service, turn, stop)
         stats = handle.stats
         voice = Voice(self.extras.speaker if speak else None, self.live)
-        answer: dict | None = None
+        answer = LiveAnswer(shown, stats, queue_wait, lang)
         last = 0.0
         try:
             if stop.is_set():  # Stop was pressed while this turn waited in the queue
@@ -108,15 +111,12 @@ class ChatHandlers:
                 elif event.kind in ("label", "boxes"):
                     shown += result_messages(event)
                     voice.feed(getattr(event.data, "label", None) or "")  # a label is read out, not its table
-                else:
-                    if answer is None:
-                        answer = {"role": "assistant", "content": ""}
-                        shown += [answer, speed_strip(stats, queue_wait, False, lang)]
-                    answer["content"] += event.text
-                    voice.feed(event.text)
+                else:  # the reasoning or the answer
+                    answer.add(event.kind, event.text)
+                    voice.feed(event.text if event.kind == "text" else "")
                     if time.monotonic() - last >= UPDATE_INTERVAL_S:
                         last = time.monotonic()
-                        shown[-1] = speed_strip(stats, queue_wait, False, lang)
+                        answer.refresh()
                         yield shown, keep, voice.ready(), keep
         except gr.Error:
             voice.cancel()
@@ -125,11 +125,11 @@ class ChatHandlers:
         finally:
             if self.stops.get(request.session_hash) is stop:
                 del self.stops[request.session_hash]
-        if answer is None and stop.is_set() and len(shown) == len(chat):  # stopped before anything came back
+        if not answer.started and stop.is_set() and len(shown) == len(chat):  # stopped before anything came back
             yield history, give_back, None, keep
             return
-        if answer is not None:
-            shown[shown.index(answer) + 1] = speed_strip(stats, queue_wait, True, lang)
+        if answer.started:
+            answer.refresh(done=True)
         elif not any(m.get("role") == "assistant" for m in shown[len(chat):]):
             shown.append({"role": "assistant", "content": "*(the model gave an empty answer)*"})
         yield shown, keep, None, how_it_works(self.service, stats)
@@ -145,16 +145,18 @@ class ChatHandlers:
             self.stops[request.session_hash].set()
         return gr.MultimodalTextbox(interactive=True)
 
-    def status(self, request: gr.Request) -> tuple[dict, gr.Timer, str, dict, dict]:
-        """The status line (its dot coloured by the state, what the model reads), the banner, the card, and
-        "Speak the answer" (off, with the reason, when the voice could not be loaded)."""
+    def status(self, request: gr.Request) -> tuple[dict, gr.Timer, str, dict, dict, dict]:
+        """The status line (its dot coloured by the state, what the model reads), the banner, the card,
+        "Speak the answer" (off, with the reason, when the voice could not be loaded) and "Think first" (shown
+        where the model's template has the switch)."""
         current, lang = self.service.models.engine.status(), language(request.headers.get("accept-language"))
         banner = banner_markdown(current, self.showcase, lang)
         line = status_markdown(current, lang, takes(self.service, lang))
         mute = self.extras.speaker.unavailable if self.extras.speaker is not None else None
         return (gr.Markdown(line, elem_classes=[f"state-{current.state}"]),
                 gr.Timer(active=current.state == "loading" or bool(banner)), model_card(self.service),
-                gr.Markdown(banner, visible=bool(banner)), gr.Checkbox(interactive=mute is None, info=mute))
+                gr.Markdown(banner, visible=bool(banner)), gr.Checkbox(interactive=mute is None, info=mute),
+                gr.Checkbox(visible=current.state in SERVING and self.service.models.engine.capabilities.thinking))
 
     def export_chat(self, chat: list[dict]) -> dict:
         if not chat:

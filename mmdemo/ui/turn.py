@@ -84,6 +84,9 @@ def api_result(task_key: str, prompt: str, events: list[ChatEvent]) -> tuple[str
     """The ``/task`` endpoint's answer text, its result as JSON, and the image with boxes (when any)."""
     answer = "".join(e.text for e in events if e.kind == "text")
     result: dict = {"task": task_key, "prompt": prompt, "answer": answer}
+    thinking = "".join(e.text for e in events if e.kind == "thinking").strip()
+    if thinking:
+        result["thinking"] = thinking
     image = None
     for event in events:
         if isinstance(event.data, Classification):
