@@ -124,7 +124,7 @@ def thinking_title(stats: GenerationStats, done: bool, lang: str = "en") -> dict
     if not done:
         return {"title": live(lang, "thinking"), "status": "pending"}
     seconds = max(0.0, (stats.thinking_s or 0.0) - (stats.first_token_s or 0.0))
-    return {"title": live(lang, "thought", seconds=seconds), "status": "done", "duration": round(seconds, 1)}
+    return {"title": live(lang, "thought", seconds=seconds), "status": "done"}
 
 
 def _count(parameters: int) -> str:

@@ -53,7 +53,8 @@ def model_picker(service: ChatService, t: gr.I18n, timer: gr.Timer) -> None:
     """A dropdown of the chat presets (plus the running model when it is not one); picking one switches the
     model for everyone in the background, while the status line shows the loading progress."""
     current = service.models.engine.status().model
-    choices = [(f"{p.name} · {p.size.split(',')[0]} · {p.licence}", p.model_id) for p in presets.choices("chat")]
+    choices = [(" · ".join(filter(None, (p.name, p.size.split(",")[0], p.licence, p.cpu_speed))), p.model_id)
+               for p in presets.choices("chat")]
     if current not in {value for _, value in choices}:
         choices.insert(0, (model_name(service.models.engine.status()), current))
     picker = gr.Dropdown(choices, value=current, label=t("picker"), elem_id="model-picker")
