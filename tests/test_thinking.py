@@ -141,3 +141,16 @@ def test_the_page_folds_the_reasoning_once_the_answer_starts():
     assert thought["content"] == "Let me think." and thought["metadata"]["title"] == "Thought for 2.0 s"
     assert thought["metadata"]["status"] == "done" and answer == {"role": "assistant", "content": "Blue."}
     assert "20 thinking + 10 answer tokens" in strip["metadata"]["title"]
+
+
+def test_a_servers_separate_reasoning_is_marked_like_a_local_models():
+    """vLLM's and SGLang's reasoning parsers send the reasoning in ``reasoning_content`` deltas."""
+    from mmdemo.engines.remote import _marked
+
+    chunks, reasoning, stream = [("Let me", None), (" think.", None), (None, "Blue"), (None, ".")], False, []
+    for thought, content in chunks:
+        text, reasoning = _marked(thought, content, reasoning)
+        stream.append(text)
+    assert stream == [f"{OPEN}Let me", " think.", f"{CLOSE}Blue", "."]
+    assert split(stream) == ["Let me think.", "Blue."]
+    assert _marked("Hmm.", "Done.", False) == (f"{OPEN}Hmm.{CLOSE}Done.", False)
