@@ -49,6 +49,7 @@ def test_image_question_streams_and_stop_works(browser, app, shots):
     assert len({n for n in lengths if n}) >= 2, "the answer did not grow while streaming"
     page.wait_for_selector("#chat :text('s to first token')", timeout=20_000)  # the speed strip
     assert "tok/s" in page.inner_text("#chat")
+    assert not page.locator("#think").is_visible()  # SmolVLM's template has no thinking switch
     page.screenshot(path=str(shots / "desktop.png"))
     assert_not_blank(shots / "desktop.png", page.locator("#chat").bounding_box())
 
