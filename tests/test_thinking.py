@@ -12,7 +12,7 @@ from tiny_realish import REALISH
 from mmdemo.chat import ChatService, Request
 from mmdemo.engines.base import GenerationParams, GenerationStats
 from mmdemo.engines.local import TransformersEngine
-from mmdemo.engines.streaming import BatchingStreamer
+from mmdemo.engines.streaming import BatchingStreamer, specials_except
 from mmdemo.engines.thinking import CLOSE, OPEN, Splitter, ThinkingFormat, detect
 from mmdemo.modalities import Budget
 from mmdemo.models import ModelManager
@@ -62,7 +62,7 @@ def test_a_special_mark_is_written_out_and_the_other_special_tokens_are_not(twin
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(twins["qwen3.5-0.8b"])
-    streamer = BatchingStreamer(tokenizer, 0.0, keep=("<|vision_start|>",))
+    streamer = BatchingStreamer(tokenizer, 0.0, specials_except(tokenizer, ("<|vision_start|>",)))
     streamer.next_tokens_are_prompt = False
     for token in tokenizer("<|vision_start|>Hi there.<|im_end|>", add_special_tokens=False)["input_ids"]:
         streamer.put(torch.tensor([token]))

@@ -21,7 +21,7 @@ from mmdemo.engines.fastdecode import CompiledDecode
 from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
-from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch
+from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch, specials_except
 from mmdemo.engines.thinking import OPEN
 from mmdemo.engines.workers import TorchWorkers, interruptible, one_load_at_a_time
 from mmdemo.errors import Cancelled, UserError, one_line
@@ -143,6 +143,7 @@ class TransformersEngine(Engine):
         self._inputs.check_sanitizer(self._probe())
         marks = self._inputs.thinking
         self._capabilities = replace(self._capabilities, thinking=bool(marks and marks.switch))
+        self._drop = specials_except(processor.tokenizer, self._inputs.keep)
         self._turn_end = turn_end(processor, getattr(model, "thinker", model).generation_config.eos_token_id)
         self._processor = processor
         self._model = model
@@ -172,7 +173,7 @@ class TransformersEngine(Engine):
         self.load()
         marks = self._inputs.thinking
         streamer = BatchingStreamer(self._processor.tokenizer, STREAM_INTERVAL_S if self.device == "cpu" else 0.0,
-                                    self._inputs.keep)
+                                    self._drop)
         failure: list[BaseException] = []
 
         def run() -> None:

@@ -29,6 +29,9 @@ class ThinkingFormat:
     def canonical(self, deltas: Iterable[str]) -> Iterator[str]:
         """``deltas`` with this template's marks replaced by :data:`OPEN` / :data:`CLOSE`, also a mark cut
         across two deltas (the possible start of one is held back until the next)."""
+        if (self.open, self.close) == (OPEN, CLOSE):  # the template's marks are the canonical ones
+            yield from deltas
+            return
         held = ""
         for delta in deltas:
             text = (held + delta).replace(self.open, OPEN).replace(self.close, CLOSE)
