@@ -63,3 +63,15 @@ def test_a_failed_compiled_run_answers_plainly_and_turns_the_path_off(tiny, monk
     text, stats = answer(engine)
     assert text == expected and stats.generated_tokens == 24
     assert engine.fast.state == "failed" and engine.fast.kwargs(10, 24) == {}
+
+
+def test_closing_the_engine_lets_go_of_the_compiled_paths_model(tiny):
+    import gc
+    import weakref
+
+    engine = TransformersEngine(str(tiny["smolvlm"]), "cpu", compile_decode=True)
+    engine.load()
+    model = weakref.ref(engine.fast.model)
+    engine.close()
+    gc.collect()
+    assert engine.fast is None and model() is None  # a model switch frees the old model's memory

@@ -107,7 +107,7 @@ class TransformersEngine(Engine):
     def close(self) -> None:
         """Free the model's memory (host and GPU); the engine does not answer afterwards."""
         with self._lock:
-            self._model = self._processor = self._clock = self._inputs = None
+            self._model = self._processor = self._clock = self._inputs = self.fast = None  # fast: holds the model
             self._status = EngineStatus("failed", self.model_id, self.device, "unloaded")
         self.workers.run(_free_memory)
 
