@@ -49,7 +49,7 @@ def photo() -> list[dict]:
 
 def decode_bytes(engine: TransformersEngine) -> int:
     """Bytes of weights one decode step reads: the language model without its input embeddings, plus its head."""
-    generator = getattr(engine._model, "thinker", engine._model)
+    generator = engine._generator
     size = lambda module: sum(p.numel() * p.element_size() for p in module.parameters())  # noqa: E731
     decoder = generator.get_decoder()
     return size(decoder) - size(decoder.get_input_embeddings()) + size(generator.get_output_embeddings())

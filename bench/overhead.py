@@ -47,9 +47,8 @@ def run_raw(engine: TransformersEngine, tokens: int, messages: list[dict] | None
     ).to(engine.device, dtype=engine.dtype)
     clock = Clock()
     with torch.inference_mode():
-        generator = getattr(engine._model, "thinker", engine._model)
-        generator.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
-                           stopping_criteria=StoppingCriteriaList([clock]))
+        engine._generator.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
+                                  stopping_criteria=StoppingCriteriaList([clock]))
     return clock.times[0] - started, (len(clock.times) - 1) / (clock.times[-1] - clock.times[0])
 
 

@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 import torch
 from PIL import Image
@@ -55,6 +54,7 @@ class TransformersEngine(Engine):
         self._compile = device_kind(device) == "cuda" if compile_decode is None else compile_decode
         self.fast: CompiledDecode | None = None
         self._model = None
+        self._generator = None  # what generates the text: the model, or an omni model's thinker
         self._processor = None
         self._capabilities: Capabilities | None = None
         self._token_ids: dict[str, int] = {}  # each modality's placeholder token
@@ -107,7 +107,8 @@ class TransformersEngine(Engine):
     def close(self) -> None:
         """Free the model's memory (host and GPU); the engine does not answer afterwards."""
         with self._lock:
-            self._model = self._processor = self._clock = self._inputs = self.fast = None  # fast: holds the model
+            self._model = self._generator = self._processor = self._clock = self._inputs = None
+            self.fast = None  # it holds the model too
             self._status = EngineStatus("failed", self.model_id, self.device, "unloaded")
         self.workers.run(_free_memory)
 
@@ -124,6 +125,11 @@ class TransformersEngine(Engine):
         feature_extractor = getattr(processor, "feature_extractor", None)
         rate = getattr(feature_extractor, "sampling_rate", 16000)
         text_config = model.config.get_text_config()
+        self._token_ids = {name: token for name, m in MODALITIES.items()
+                           if (token := _token_id(processor, m.token)) is not None}
+        self._inputs = InputBuilder(processor, self.max_image_tokens, self._token_ids.get("image"),
+                                    self.processor_kwargs)
+        marks = self._inputs.thinking
         self._capabilities = Capabilities(
             image=getattr(processor, "image_processor", None) is not None,
             audio=feature_extractor is not None and _has_audio_encoder(model.config),
@@ -132,23 +138,20 @@ class TransformersEngine(Engine):
             audio_sampling_rate=rate,
             max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
             context_tokens=getattr(text_config, "max_position_embeddings", None),
+            thinking=bool(marks and marks.switch),
             box_frame=json_box_frame(model.config.model_type),
             parts=model_parts(model),
         )
-        self._token_ids = {name: token for name, m in MODALITIES.items()
-                           if (token := _token_id(processor, m.token)) is not None}
         self._clock = StageClock(model, self.device)
-        self._inputs = InputBuilder(processor, self.max_image_tokens, self._token_ids.get("image"),
-                                    self.processor_kwargs)
         self._inputs.check_sanitizer(self._probe())
-        marks = self._inputs.thinking
-        self._capabilities = replace(self._capabilities, thinking=bool(marks and marks.switch))
+        # Omni models (thinker + talker) generate their text with the thinker.
+        generator = getattr(model, "thinker", model)
         self._drop = specials_except(processor.tokenizer, self._inputs.keep)
-        self._turn_end = turn_end(processor, getattr(model, "thinker", model).generation_config.eos_token_id)
+        self._turn_end = turn_end(processor, generator.generation_config.eos_token_id)
         self._processor = processor
-        self._model = model
+        self._model, self._generator = model, generator
         if self._compile:
-            self.fast = CompiledDecode(getattr(model, "thinker", model), all_devices=device_kind(self.device) == "cpu")
+            self.fast = CompiledDecode(generator, all_devices=device_kind(self.device) == "cpu")
 
     def _probe(self) -> list[dict]:
         """A short request with every input the model takes: what the warm-up answers."""
@@ -220,8 +223,6 @@ class TransformersEngine(Engine):
             if params.temperature > 0
             else {"do_sample": False}
         )
-        # Omni models (thinker + talker) generate their text with the thinker.
-        generator = getattr(self._model, "thinker", self._model)
         watch = Watch(cancel, stats, started, self._inputs.mark_ids, opened)
         run = dict(inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
                    stopping_criteria=StoppingCriteriaList([watch]),
@@ -229,9 +230,9 @@ class TransformersEngine(Engine):
         try:
             with torch.inference_mode(), self._clock.measure(stats):
                 if self.fast:
-                    self.fast.generate(generator, run, stats)
+                    self.fast.generate(self._generator, run, stats)
                 else:
-                    generator.generate(**run)
+                    self._generator.generate(**run)
         except Cancelled:  # stopped inside a forward pass (a long prefill, an encoder): the answer ends here
             stats.cancelled = True
             streamer.end()
@@ -260,9 +261,8 @@ class TransformersEngine(Engine):
 
         def run() -> list[float]:
             inputs = self._prepare(messages)
-            model = getattr(self._model, "thinker", self._model)
             ids = answer_ids(self._processor.tokenizer, inputs["input_ids"][0].tolist(), answers, self._turn_end)
-            return answer_logprobs(model, inputs, ids)
+            return answer_logprobs(self._generator, inputs, ids)
 
         return self.workers.run(run, cancel=cancel)
 
