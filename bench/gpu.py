@@ -85,7 +85,7 @@ class Report:
 
 
 def measure(name: str, engine: TransformersEngine, run: object, args: argparse.Namespace, limit: float | None,
-            report: Report, results: dict) -> None:
+            report: Report) -> None:
     """``args.runs`` single-user runs, then ``USERS`` at once (engine paths only); one row."""
     gpu = torch.cuda.is_available()
     if gpu:
@@ -99,7 +99,6 @@ def measure(name: str, engine: TransformersEngine, run: object, args: argparse.N
     peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else 0.0
     share = f"{speed * decode_bytes(engine) / limit:.0%}" if limit else "-"
     many = f"{per_user:.1f} | {total:.0f}" if per_user else "- | -"
-    results[name] = speed
     report.add(f"| {name} | {ttft * 1000:.0f} ms | {speed:.1f} | {many} | {peak:.1f} GiB | {share} |")
 
 
@@ -148,16 +147,13 @@ def main() -> None:
         print(header, flush=True)
         report = Report(args.out, header)
         limit = bandwidth(gpu, args.bandwidth)
-        results: dict[str, float] = {}
         fast = engine.fast
-        measure("raw generate", engine, lambda e, n, m: engine.workers.run(run_raw, e, n, m), args, limit, report,
-                results)
+        measure("raw generate", engine, lambda e, n, m: engine.workers.run(run_raw, e, n, m), args, limit, report)
         engine.fast, engine.workers = None, wide
-        measure(f"mmdemo engine, plain decode, --concurrency {USERS}", engine, run_engine, args, limit, report,
-                results)
+        measure(f"mmdemo engine, plain decode, --concurrency {USERS}", engine, run_engine, args, limit, report)
         engine.fast, engine.workers = fast, single
         if fast:  # the graphs belong to the one worker thread; 8 users queue for it
-            measure("mmdemo engine, compiled decode, --concurrency 1", engine, run_engine, args, limit, report, results)
+            measure("mmdemo engine, compiled decode, --concurrency 1", engine, run_engine, args, limit, report)
             report.add(f"\n{agreement(engine, 32)}; compiled path state: {fast.state}")
 
 
