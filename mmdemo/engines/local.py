@@ -78,8 +78,7 @@ class TransformersEngine(Engine):
                 raise UserError(self._status.detail)
             started = time.perf_counter()
             try:
-                with reporting(self._progress):
-                    self.workers.run(one_load_at_a_time, self._load)
+                self.workers.run(one_load_at_a_time, self._load)
             except Exception as exc:
                 detail = load_error(self.model_id, exc)
                 log.error("loading %s failed: %s", self.model_id, exc, exc_info=not isinstance(exc, OSError))
@@ -113,6 +112,12 @@ class TransformersEngine(Engine):
         self.workers.run(_free_memory)
 
     def _load(self) -> None:
+        # transformers' progress hook is process-wide: set inside the one-load-at-a-time lock, so two engines
+        # loading one after the other never report into each other's status
+        with reporting(self._progress):
+            self._build()
+
+    def _build(self) -> None:
         config = AutoConfig.from_pretrained(self.model_id)
         if getattr(config, "enable_audio_output", False):
             config.enable_audio_output = False  # text out: omni models' speech head stays unloaded
