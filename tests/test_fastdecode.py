@@ -4,7 +4,9 @@ plain path for what does not fit, a failed compilation turns it off without fail
 import threading
 
 import pytest
+import torch
 from PIL import Image
+from transformers import GPT2Config
 
 from mmdemo.engines.base import GenerationParams, GenerationStats
 from mmdemo.engines.local import TransformersEngine
@@ -46,12 +48,40 @@ def test_compiled_path_gives_the_plain_paths_greedy_answer_with_its_static_cache
     assert all(type(u["cache"]).__name__ == "StaticCache" for u in used) and used[0]["cache"] is used[1]["cache"]
 
 
+def test_each_request_gets_the_smallest_cache_it_fits_and_warm_up_compiled_them_all(engines):
+    fast = engines[1].fast
+    assert sorted(fast._caches) == list(fast.sizes) == [2048, 8192]  # both warmed up at load
+    length = lambda prompt: engines[1].workers.run(fast.kwargs, prompt, 512)["cache"].get_max_length()  # noqa: E731
+    assert [length(1000), length(1536), length(1537), length(7680)] == [2048, 2048, 8192, 8192]
+    assert "static caches of 2K and 8K tokens" in engines[1].status().detail
+
+
 def test_requests_that_outgrow_the_cache_or_run_on_another_thread_take_the_plain_path(engines):
     engine = engines[1]
     fast = engine.fast
     assert engine.workers.run(fast.kwargs, 10, 24)  # the worker thread that compiled it at warm-up
     assert engine.workers.run(fast.kwargs, fast.max_tokens - 10, 24) == {}
     assert fast.kwargs(10, 24) == {}  # any other thread
+
+
+def test_only_the_compiled_path_on_a_gpu_learns_of_the_end_one_step_late():
+    from transformers import StaticCache
+    from transformers.generation import utils
+
+    from mmdemo.engines import fastdecode
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    supported = utils.DeferredStopCheck.is_supported  # the engine's, installed when a compiled path is made
+    cache = StaticCache(config=GPT2Config(n_layer=2), max_cache_len=64)
+    assert utils.DeferredStopCheck is fastdecode._DeferredOnGpus
+    assert not supported(cuda, cache, True, False)  # any other generate on a GPU: as transformers does it
+    fastdecode._deferring.on = True
+    try:
+        assert supported(cuda, cache, True, False) and supported(cuda, None, False, False)
+        assert not supported(cpu, cache, True, False)  # the CPU has no events to defer with
+        assert not supported(cuda, cache, True, True)  # an assistant model's loop
+    finally:
+        fastdecode._deferring.on = False
 
 
 def test_a_failed_compiled_run_answers_plainly_and_turns_the_path_off(tiny, monkeypatch):

@@ -1,62 +1,103 @@
-"""The compiled decode path: a static KV cache per worker thread and the one-token decoder step compiled.
+"""The compiled decode path: static KV caches and the one-token decoder step compiled.
 
 On a GPU, ``generate`` spends most of a decode step launching small kernels; with a static cache (fixed
 shapes, fixed addresses) transformers compiles the decoder step with ``torch.compile`` and captures it as CUDA
-graphs (``mode="reduce-overhead"``). The graphs belong to one worker thread (PyTorch keeps CUDA graph trees per
-thread, and capturing in one thread while another runs kernels failed on an H200 with torch 2.11), the first
-that answers, at warm-up: that thread's requests take the compiled path with its one cache, the other workers'
-(``--concurrency`` above 1) the plain path. So do a request whose prompt and answer do not fit the cache and every
-request after a failed compilation.
+graphs (``mode="reduce-overhead"``). Attention reads the whole static cache at every step, so there are two
+sizes (a photo and a question with its answer fit the small one), each compiled at warm-up. The graphs belong
+to one worker thread (PyTorch keeps CUDA graph trees per thread, and capturing in one thread while another runs
+kernels failed on an H200 with torch 2.11), the first that answers, at warm-up: that thread's requests take
+the compiled path, the other workers' (``--concurrency`` above 1) the plain path. So do a request whose prompt
+and answer fit no cache and every request after a failed compilation.
+
+On the compiled path ``generate`` also learns of a finished answer one step late (transformers'
+``DeferredStopCheck``, which it uses on Apple GPUs only), so the host queues the next step while the GPU runs
+this one instead of waiting for each token.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import torch
 from transformers import CompileConfig, StaticCache
+from transformers.generation import utils as generation_utils
 
 from mmdemo.engines.base import GenerationStats
 from mmdemo.errors import Cancelled
 
 log = logging.getLogger(__name__)
 
-MAX_CACHE_TOKENS = 8192  # prompt + answer of the longest request the compiled path takes
+CACHE_SIZES = (2048, 8192)  # tokens of prompt + answer; the largest bounds the requests the compiled path takes
+_deferring = threading.local()  # .on: this thread's ``generate`` runs on the compiled path
+
+
+_DeferredStopCheck = generation_utils.DeferredStopCheck
+
+
+class _DeferredOnGpus(_DeferredStopCheck):
+    """transformers' one-step-late stop check, used on CUDA too while the calling thread is on the compiled path."""
+
+    @staticmethod
+    def is_supported(device: torch.device, cache: object, cache_is_returned: bool, is_assistant: bool) -> bool:
+        if getattr(_deferring, "on", False) and device.type == "cuda" and not is_assistant:
+            return cache is None or cache.is_croppable or not cache_is_returned  # type: ignore[attr-defined]
+        return _DeferredStopCheck.is_supported(device, cache, cache_is_returned, is_assistant)
 
 
 class CompiledDecode:
     """Generate kwargs for the compiled path of one model, and whether it is on."""
 
-    def __init__(self, model: torch.nn.Module, max_tokens: int = MAX_CACHE_TOKENS, all_devices: bool = False) -> None:
-        """``model``: the module whose ``generate`` answers; ``all_devices``: compile off a GPU too (tests)."""
+    def __init__(self, model: torch.nn.Module, sizes: tuple[int, ...] = CACHE_SIZES, all_devices: bool = False) -> None:
+        """``model``: the module whose ``generate`` answers; ``sizes``: the static caches' lengths, ascending;
+        ``all_devices``: compile off a GPU too (tests)."""
         self.model = model
-        self.max_tokens = max_tokens
-        self.config = CompileConfig(mode="reduce-overhead" if not all_devices else "default")
+        self.sizes = sizes
+        self.config = CompileConfig(mode="reduce-overhead" if not all_devices else "default", dynamic=False)
         self.config._compile_all_devices = all_devices or None
         self.state = "on"  # "on" until a compiled run fails, then "failed"
         self._owner: int | None = None  # the worker thread whose graphs these are
-        self._cache: StaticCache | None = None
+        self._caches: dict[int, StaticCache] = {}
+        self._warming: int | None = None  # the size a warm-up request takes
+        self.defer = True  # learn of the end one step late (on a GPU); off: wait for every token (benchmarks)
+        generation_utils.DeferredStopCheck = _DeferredOnGpus  # consulted only on the compiled path (above)
+
+    @property
+    def max_tokens(self) -> int:
+        """Prompt + answer of the longest request the compiled path takes."""
+        return self.sizes[-1]
 
     def kwargs(self, prompt_tokens: int, max_new_tokens: int) -> dict:
-        """What ``generate`` gets for this request: the cache, emptied, or nothing (plain path)."""
+        """What ``generate`` gets for this request: the smallest cache it fits, emptied, or nothing (plain path)."""
         self._owner = self._owner or threading.get_ident()
-        if self.state != "on" or prompt_tokens + max_new_tokens > self.max_tokens or \
-                self._owner != threading.get_ident():
+        size = self._warming or next((n for n in self.sizes if prompt_tokens + max_new_tokens <= n), None)
+        if self.state != "on" or size is None or self._owner != threading.get_ident():
             return {}
-        if self._cache is None:
-            self._cache = StaticCache(config=self.model.config.get_text_config(decoder=True),
-                                      max_cache_len=self.max_tokens)
+        cache = self._caches.get(size)
+        if cache is None:
+            cache = self._caches[size] = StaticCache(config=self.model.config.get_text_config(decoder=True),
+                                                     max_cache_len=size)
         else:
             with torch.inference_mode():  # its tensors were made in inference mode
-                self._cache.reset()
-        return {"cache": self._cache, "compile_config": self.config}
+                cache.reset()
+        return {"cache": cache, "compile_config": self.config}
+
+    def warm_up(self, answer: Callable[[], None]) -> None:
+        """Compile the step for every cache size: ``answer`` a short request once per size."""
+        for size in self.sizes:
+            self._warming = size
+            try:
+                answer()
+            finally:
+                self._warming = None
 
     def generate(self, generator: torch.nn.Module, run: dict, stats: GenerationStats) -> None:
         """``generator.generate(**run)`` on the compiled path when the request fits; if that fails before its
         first token, the path is turned off and the request answered plainly."""
         fast = self.kwargs(stats.prompt_tokens, run["max_new_tokens"])
         try:
+            _deferring.on = bool(fast) and self.defer
             generator.generate(**run, **fast)
         except (Cancelled, torch.OutOfMemoryError):
             raise
@@ -65,16 +106,20 @@ class CompiledDecode:
                 raise
             self.failed(exc)
             run["streamer"].next_tokens_are_prompt = True  # the retry hands the prompt over again: skipped
+            _deferring.on = False
             generator.generate(**run)
+        finally:
+            _deferring.on = False
 
     def failed(self, exc: BaseException) -> None:
         """Turn the compiled path off for good after ``exc``; later requests take the plain path."""
         self.state = "failed"
-        self._cache = None
+        self._caches.clear()
         log.warning("the compiled decode path failed, answers take the plain path from now on: %s", exc)
 
     @property
     def description(self) -> str:
         """A few words for the status line."""
         graphs = ", CUDA graphs" if self.config.mode == "reduce-overhead" else ""
-        return f"compiled decode (static cache{graphs})" if self.state == "on" else "plain decode"
+        sizes = " and ".join(f"{n // 1024}K" for n in self.sizes)
+        return f"compiled decode (static caches of {sizes} tokens{graphs})" if self.state == "on" else "plain decode"

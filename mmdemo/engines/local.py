@@ -20,7 +20,7 @@ from mmdemo.engines.fastdecode import CompiledDecode
 from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
-from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, Watch, specials_except
+from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, CancelCheck, Watch, specials_except
 from mmdemo.engines.thinking import OPEN
 from mmdemo.engines.workers import TorchWorkers, interruptible, one_load_at_a_time
 from mmdemo.errors import Cancelled, UserError, one_line
@@ -85,7 +85,7 @@ class TransformersEngine(Engine):
                 self._status = EngineStatus("failed", self.model_id, self.device, detail)
                 raise UserError(detail) from exc
             loaded = time.perf_counter() - started
-            warming = "warming up" + (": compiling the decode step (about a minute)" if self._compile else "")
+            warming = "warming up" + (": compiling the decode step (a minute or two)" if self._compile else "")
             self._status = EngineStatus("loading", self.model_id, self.device, warming)
             state, detail = "ready", ""
             try:
@@ -168,8 +168,15 @@ class TransformersEngine(Engine):
     def _warm_up(self) -> None:
         """One short answer through the whole path, so the first user does not pay for first-call costs."""
         tokens = 8 if self.fast else 2  # the compiled path captures its graphs in the first decode steps
-        for _ in self.stream(self._probe(), GenerationParams(tokens, 0.0), threading.Event()):
-            pass
+
+        def answer() -> None:
+            for _ in self.stream(self._probe(), GenerationParams(tokens, 0.0), threading.Event()):
+                pass
+
+        if self.fast:
+            self.fast.warm_up(answer)
+        else:
+            answer()
 
     def stream(
         self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
@@ -228,9 +235,9 @@ class TransformersEngine(Engine):
             if params.temperature > 0
             else {"do_sample": False}
         )
-        watch = Watch(cancel, stats, started, self._inputs.mark_ids, opened)
+        streamer.watch = Watch(stats, started, self._inputs.mark_ids, opened)
         run = dict(inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
-                   stopping_criteria=StoppingCriteriaList([watch]),
+                   stopping_criteria=StoppingCriteriaList([CancelCheck(cancel, stats)]),
                    pad_token_id=self._processor.tokenizer.pad_token_id)
         try:
             with torch.inference_mode(), self._clock.measure(stats):

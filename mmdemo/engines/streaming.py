@@ -1,4 +1,5 @@
-"""How generation reports back while it runs: a per-token watch (counts, times, cancels) and a streamer."""
+"""How generation reports back while it runs: a streamer, the per-token watch it calls (counts, times), and a
+cancel check."""
 
 from __future__ import annotations
 
@@ -14,30 +15,27 @@ from mmdemo.engines.base import GenerationStats
 STREAM_INTERVAL_S = 0.04  # on CPU, text is handed to the consumer at most 25 times a second
 
 
-class Watch(StoppingCriteria):
-    """Called after every generated token: counts and times them (reasoning apart: tokens between the
-    ``marks`` ids, open and close), and stops once ``cancel`` is set."""
+class Watch:
+    """Counts and times the generated tokens as they reach the host (reasoning apart: tokens between the
+    ``marks`` ids, open and close). The streamer calls it, so it never makes ``generate`` wait for the device."""
 
-    def __init__(self, cancel: threading.Event, stats: GenerationStats, started: float,
-                 marks: tuple[int, int] | None = None, thinking: bool = False) -> None:
+    def __init__(self, stats: GenerationStats, started: float, marks: tuple[int, int] | None = None,
+                 thinking: bool = False) -> None:
         """``thinking``: the prompt left reasoning open."""
-        self.cancel = cancel
         self.stats = stats
         self.started = started
         self.marks = marks
         self.thinking = thinking
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+    def seen(self, ids: torch.Tensor) -> None:
+        """``ids``: the tokens of one decoding step, on the CPU."""
         now = time.perf_counter() - self.started
         self.stats.generated_tokens += 1
         self.stats.last_token_s = now
         if self.stats.first_token_s is None:
             self.stats.first_token_s = now
         if self.marks is not None:
-            self._reasoning(int(input_ids[0, -1]), now)
-        stop = self.cancel.is_set()
-        self.stats.cancelled |= stop
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+            self._reasoning(int(ids.view(-1)[0]), now)
 
     def _reasoning(self, token: int, now: float) -> None:
         opens, closes = self.marks  # type: ignore[misc]
@@ -46,6 +44,19 @@ class Watch(StoppingCriteria):
             self.stats.thinking_tokens += 1
             self.stats.thinking_s = now
         self.thinking = self.thinking and token != closes
+
+
+class CancelCheck(StoppingCriteria):
+    """Stops ``generate`` once ``cancel`` is set; asks nothing of the device (no wait for it)."""
+
+    def __init__(self, cancel: threading.Event, stats: GenerationStats) -> None:
+        self.cancel = cancel
+        self.stats = stats
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+        stop = self.cancel.is_set()
+        self.stats.cancelled |= stop
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
 def specials_except(tokenizer: object, keep: tuple[str, ...]) -> re.Pattern | None:
@@ -62,14 +73,22 @@ class BatchingStreamer(TextIteratorStreamer):
     at once, the rest joined; nothing lost). Each hand-over wakes the consuming thread, and on a small
     CPU a thread that wakes per token steals a core from the model's kernels: measured 17 vs 26 tok/s."""
 
-    def __init__(self, tokenizer: object, interval: float, drop: re.Pattern | None = None) -> None:
+    def __init__(self, tokenizer: object, interval: float, drop: re.Pattern | None = None,
+                 watch: Watch | None = None) -> None:
         """``drop``: the special tokens to leave out of the text (``specials_except``), when some special tokens
-        are written out; by default all are left out."""
+        are written out; by default all are left out. ``watch`` sees each step's tokens."""
         super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=drop is None)
         self._drop = drop
+        self.watch = watch
         self.interval = interval
         self._pending: list[str] = []
         self._last = 0.0
+
+    def put(self, value: torch.Tensor) -> None:
+        """Take the prompt (skipped), then one step's new tokens at a time."""
+        if self.watch is not None and not self.next_tokens_are_prompt:
+            self.watch.seen(value)
+        super().put(value)
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         """Buffer ``text``; hand the buffer over when the interval has passed or the stream ends (without the
