@@ -16,11 +16,13 @@ QUESTION = "Describe this picture in detail."
 
 
 class Clock(StoppingCriteria):
-    """Timestamps every generated token (never stops generation)."""
+    """Timestamps every generated token when it exists (waits for a GPU to finish it; never stops generation)."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+        if input_ids.is_cuda:
+            torch.cuda.synchronize(input_ids.device)
         self.times.append(time.perf_counter())
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)

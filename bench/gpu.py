@@ -15,6 +15,7 @@ bandwidth). Writes the table to ``--out`` after every step, so a run cut short s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -85,8 +86,8 @@ class Report:
 
 
 def measure(name: str, engine: TransformersEngine, run: object, args: argparse.Namespace, limit: float | None,
-            report: Report) -> None:
-    """``args.runs`` single-user runs, then ``USERS`` at once (engine paths only); one row."""
+            report: Report, users: bool = True) -> None:
+    """``args.runs`` single-user runs, then ``USERS`` at once (with ``users``); one row."""
     gpu = torch.cuda.is_available()
     if gpu:
         torch.cuda.reset_peak_memory_stats()
@@ -94,12 +95,25 @@ def measure(name: str, engine: TransformersEngine, run: object, args: argparse.N
     ttft = statistics.median(t for t, _ in single)
     speed = statistics.median(s for _, s in single)
     per_user = total = None
-    if name != "raw generate" and time.monotonic() < args.deadline:
+    if users and time.monotonic() < args.deadline:
         per_user, total = concurrent(engine, args.tokens)
     peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else 0.0
     share = f"{speed * decode_bytes(engine) / limit:.0%}" if limit else "-"
     many = f"{per_user:.1f} | {total:.0f}" if per_user else "- | -"
     report.add(f"| {name} | {ttft * 1000:.0f} ms | {speed:.1f} | {many} | {peak:.1f} GiB | {share} |")
+
+
+def compiled(engine: TransformersEngine, args: argparse.Namespace, limit: float | None, report: Report) -> None:
+    """The compiled path as it was first built (one 8K cache, the host waiting for every token), then each
+    change alone, then as it runs (the smallest cache that fits, the end learnt one step late; 8 users too)."""
+    fast, sizes = engine.fast, engine.fast.sizes
+    for name, only, defer in (("one 8K cache, host waits per token", sizes[-1:], False),
+                              ("smallest cache, host waits per token", sizes, False),
+                              ("one 8K cache, end known a step late", sizes[-1:], True)):
+        fast.sizes, fast.defer = only, defer
+        measure(f"mmdemo engine, compiled decode: {name}", engine, run_engine, args, limit, report, users=False)
+    fast.sizes, fast.defer = sizes, True
+    measure("mmdemo engine, compiled decode, --concurrency 1 (as it runs)", engine, run_engine, args, limit, report)
 
 
 def agreement(engine: TransformersEngine, tokens: int) -> str:
@@ -116,6 +130,41 @@ def agreement(engine: TransformersEngine, tokens: int) -> str:
     return f"greedy text identical: {plain == compiled} (first {same} of {len(plain)} characters agree)"
 
 
+def gpu_busy(trace: Path) -> float:
+    """Seconds in which the GPU ran anything (kernels, copies, fills), from a Chrome trace of the profiler."""
+    events = json.loads(trace.read_text())["traceEvents"]
+    spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
+                   if e.get("ph") == "X" and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset"))
+    busy, start, end = 0.0, None, None
+    for first, last in spans:
+        if end is None or first > end:
+            busy += (end - start) if end is not None else 0.0
+            start, end = first, last
+        else:
+            end = max(end, last)
+    return (busy + ((end - start) if end is not None else 0.0)) / 1e6
+
+
+def profile(engine: TransformersEngine, tokens: int, out: Path) -> str:
+    """One engine answer under ``torch.profiler`` (recorded in the worker thread that generates, and the GPU):
+    wall time against GPU-busy time, the top host operations to ``out``, a Chrome trace beside it."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    recorder = profiler(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+    engine.workers.run(recorder.start)  # the profiler records the thread it starts on: the engine's one worker
+    ttft, speed = run_engine(engine, tokens, photo())
+    engine.workers.run(recorder.stop)
+    events = recorder.key_averages()
+    out.write_text(events.table(sort_by="self_cpu_time_total", row_limit=30) + "\n\n" +
+                   events.table(sort_by="self_device_time_total", row_limit=20) + "\n")
+    trace = out.with_suffix(".json")
+    recorder.export_chrome_trace(str(trace))
+    wall, busy = ttft + (tokens - 1) / speed, gpu_busy(trace)
+    return (f"profile of one compiled answer ({tokens} tokens): {wall * 1000:.0f} ms wall, the GPU busy for "
+            f"{busy * 1000:.0f} ms of it ({busy / wall:.0%}); decode {1000 / speed:.2f} ms per token")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen2.5-omni-7b", help="a tests/realish checkpoint, or a folder")
@@ -124,6 +173,7 @@ def main() -> None:
     parser.add_argument("--bandwidth", type=float, help="the GPU's memory bandwidth in bytes/s")
     parser.add_argument("--budget-s", type=float, default=420, help="skip the 8-user runs past this")
     parser.add_argument("--out", type=Path, default=Path("gpu-bench.md"))
+    parser.add_argument("--profile", type=Path, help="also profile one compiled answer; its tables to this file")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script on a tiny --model folder")
     args = parser.parse_args()
     args.deadline = time.monotonic() + args.budget_s
@@ -148,13 +198,16 @@ def main() -> None:
         report = Report(args.out, header)
         limit = bandwidth(gpu, args.bandwidth)
         fast = engine.fast
-        measure("raw generate", engine, lambda e, n, m: engine.workers.run(run_raw, e, n, m), args, limit, report)
+        measure("raw generate", engine, lambda e, n, m: engine.workers.run(run_raw, e, n, m), args, limit, report,
+                users=False)
         engine.fast, engine.workers = None, wide
         measure(f"mmdemo engine, plain decode, --concurrency {USERS}", engine, run_engine, args, limit, report)
         engine.fast, engine.workers = fast, single
         if fast:  # the graphs belong to the one worker thread; 8 users queue for it
-            measure("mmdemo engine, compiled decode, --concurrency 1", engine, run_engine, args, limit, report)
+            compiled(engine, args, limit, report)
             report.add(f"\n{agreement(engine, 32)}; compiled path state: {fast.state}")
+            if args.profile:
+                report.add(profile(engine, args.tokens, args.profile))
 
 
 if __name__ == "__main__":
