@@ -63,7 +63,8 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
     workers = TorchWorkers(settings.concurrency)  # every PyTorch call of the process runs on these threads
 
     def local_engine(model_id: str) -> TransformersEngine:
-        return TransformersEngine(model_id, device, workers=workers, max_image_tokens=settings.max_image_tokens or None)
+        return TransformersEngine(model_id, device, workers=workers, max_image_tokens=settings.max_image_tokens or None,
+                                  speech=settings.native_voice)
 
     def checked_engine(model_id: str) -> TransformersEngine:  # the picker refuses a bad checkpoint at once
         engine = local_engine(model_id)

@@ -38,9 +38,10 @@ _HELPERS = ThreadPoolExecutor(64, thread_name_prefix="mmdemo-turn")
 class ChatEvent:
     """``notice``: something the user should know; ``transcript``: what a clip said; ``thinking``: a delta of
     the model's reasoning before its answer; ``text``: an answer delta; ``label`` / ``boxes``: a task's result,
-    as text and as ``data``; ``progress``: still working (nothing new)."""
+    as text and as ``data``; ``speech``: the answer in the model's own voice, ``data`` = (sample rate, samples);
+    ``progress``: still working (nothing new)."""
 
-    kind: Literal["notice", "transcript", "thinking", "text", "label", "boxes", "progress"]
+    kind: Literal["notice", "transcript", "thinking", "text", "label", "boxes", "speech", "progress"]
     text: str
     title: str = ""
     data: object = None  # a task's parsed result: a Classification, or the boxes drawn (runner.Grounded)
@@ -94,13 +95,15 @@ class ChatService:
         self.budget = budget
         self.max_new_tokens = max_new_tokens
 
-    def clamp(self, max_new_tokens: float, temperature: float, top_p: float, think: bool = False) -> GenerationParams:
-        """Generation parameters from UI/API values, within sane bounds."""
+    def clamp(self, max_new_tokens: float, temperature: float, top_p: float, think: bool = False,
+              speak: bool = False) -> GenerationParams:
+        """Generation parameters from UI/API values, within sane bounds (``speak``: in the model's own voice)."""
         return GenerationParams(
             max_new_tokens=int(min(max(1, max_new_tokens or 1), self.max_new_tokens)),
             temperature=float(min(max(0.0, temperature or 0.0), 2.0)),
             top_p=float(min(max(0.01, top_p or 1.0), 1.0)),
             think=bool(think),
+            speak=bool(speak),
         )
 
     def respond(self, request: Request, handle: TurnHandle) -> Iterator[ChatEvent]:
@@ -136,10 +139,12 @@ class ChatService:
         split = Splitter()  # reasoning (between the canonical marks) apart from the answer
         try:
             for delta in itertools.chain([first] if first is not None else [], stream):
-                for kind, text in split.feed(delta):
+                for kind, text in split.feed(delta) if delta else [("progress", "")]:
                     yield ChatEvent(kind, text)  # type: ignore[arg-type]
             for kind, text in split.end():
                 yield ChatEvent(kind, text)  # type: ignore[arg-type]
+            if handle.stats.speech is not None:
+                yield ChatEvent("speech", "", data=handle.stats.speech)
         finally:
             cancel.set()
             stream.close()

@@ -24,6 +24,7 @@ class Settings:
     asr_beams: int = 1
     tts_model: str | None = None
     tts_model_zh: str | None = None
+    native_voice: bool = False
     search_model: str | None = None
     draw_model: str | None = None
     device: str = "auto"
@@ -57,6 +58,8 @@ _HELP = {
     "tts_model": "text-to-speech checkpoint that reads answers aloud ('off' to turn speech off)",
     "tts_model_zh": "text-to-speech checkpoint that reads Chinese sentences (default: none; they are skipped "
                     "with a notice)",
+    "native_voice": "load an omni chat model's own speech head (e.g. Qwen2.5-Omni's talker) so it reads its "
+                    "answers itself (several GB more GPU memory)",
     "search_model": "CLIP/SigLIP checkpoint of the Search tab ('off' to hide the tab)",
     "draw_model": "diffusers text-to-image checkpoint of the Draw tab (default: one on GPUs, off on CPUs)",
     "device": "where the model runs: auto (CUDA when available), cpu or cuda",

@@ -111,10 +111,11 @@ def build_smolvlm(out: Path, sizes: dict | None = None) -> None:
     _save(SmolVLMForConditionalGeneration(config), processor, out)
 
 
-def build_qwen2_5_omni(out: Path, thinker_only: bool = False) -> None:
+def build_qwen2_5_omni(out: Path, thinker_only: bool = False, speech: bool = False) -> None:
     """Qwen2.5-Omni (image + audio + text; the CUDA default's architecture), saved as the full
     omni checkpoint is published (thinker inside ``Qwen2_5OmniForConditionalGeneration``, speaker
-    file included); the talker is switched off, as mmdemo outputs text."""
+    file included); the talker is switched off, as mmdemo outputs text, unless ``speech``: then a tiny
+    talker and vocoder speak with one voice (``--native-voice``)."""
     from transformers import (
         Qwen2_5OmniConfig,
         Qwen2_5OmniForConditionalGeneration,
@@ -154,9 +155,32 @@ def build_qwen2_5_omni(out: Path, thinker_only: bool = False) -> None:
 
         _save(Qwen2_5OmniThinkerForConditionalGeneration(Qwen2_5OmniThinkerConfig(**thinker)), processor, out)
         return
-    model = Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False))
+    voice = _omni_voice(ids, thinker) if speech else {}
+    model = Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=speech,
+                                                                  **voice))
     _save(model, processor, out)
-    torch.save({"Chelsie": {"bos_token": 0}}, out / "spk_dict.pt")  # from_pretrained requires the speaker file
+    speaker = {"bos_token": ids["<|endoftext|>"]}  # from_pretrained requires the speaker file
+    if speech:  # the vocoder's speaker embedding and reference mel spectrogram
+        speaker |= {"cond": torch.randn(1, 16), "ref_mel": torch.randn(1, 30, 80)}
+    torch.save({"Chelsie": speaker}, out / "spk_dict.pt")
+
+
+def _omni_voice(ids: dict[str, int], thinker: dict) -> dict:
+    """Tiny talker (speech codes from the thinker's hidden states) and token2wav (DiT + BigVGAN) configs; the
+    talker's text ids are the thinker's. The DiT reads every code a random talker may write (8 448)."""
+    names = ("audio_token_index", "image_token_index", "video_token_index", "vision_start_token_id",
+             "vision_end_token_id", "audio_start_token_id", "audio_end_token_id")
+    talker = dict(vocab_size=8448, embedding_size=_TEXT["hidden_size"], hidden_size=32, intermediate_size=64,
+                  num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                  max_position_embeddings=4096, tts_text_start_token_id=ids["<|endoftext|>"],
+                  tts_text_end_token_id=ids["<|im_end|>"], tts_text_pad_token_id=ids["<|endoftext|>"],
+                  rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]},
+                  **{name: thinker[name] for name in names})
+    dit = dict(num_embeds=8448, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, head_dim=16, emb_dim=16,
+               look_ahead_layers=[1], look_backward_layers=[0], enc_emb_dim=16, enc_dim=16,
+               enc_channels=[16, 16, 16, 16, 48], enc_attention_channels=8, enc_se_channels=8)
+    vocoder = dict(upsample_initial_channel=64, resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3, 5]])
+    return {"talker_config": talker, "token2wav_config": {"dit_config": dit, "bigvgan_config": vocoder}}
 
 
 def build_whisper(out: Path) -> None:
@@ -216,6 +240,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "smolvlm": build_smolvlm,
     "qwen2_5_omni": build_qwen2_5_omni,
     "qwen2_5_omni_thinker": lambda out: build_qwen2_5_omni(out, thinker_only=True),
+    "qwen2_5_omni_speech": lambda out: build_qwen2_5_omni(out, speech=True),
     "whisper": build_whisper,
 }
 

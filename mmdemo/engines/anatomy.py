@@ -29,7 +29,7 @@ def _encoders(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     found: dict[str, tuple[str, torch.nn.Module]] = {}
     for name, module in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
-        if name.startswith("talker") or any(name.startswith(outer + ".") for outer in found):
+        if name.startswith(_SPEECH) or any(name.startswith(outer + ".") for outer in found):
             continue
         role = next((r for r in ("vision encoder", "audio encoder") if leaf in _ROLES[r]), None)
         if role:
@@ -72,6 +72,9 @@ class StageClock:
             self._local.stats = None
 
 
+_SPEECH = ("talker", "token2wav")  # an omni model's speech head: speech codes, then the waveform
+
+
 def model_parts(model: torch.nn.Module) -> tuple[tuple[str, int], ...]:
     """``(role, parameters)`` in data-flow order: encoders → projector → language decoder (and the speech
     head of omni models when it is loaded), counted from the model's own modules."""
@@ -82,11 +85,10 @@ def model_parts(model: torch.nn.Module) -> tuple[tuple[str, int], ...]:
             continue
         leaf = name.rsplit(".", 1)[-1]
         role = next((r for r, names in _ROLES.items() if leaf in names), None)
-        if role and not name.startswith("talker"):
+        if role and not name.startswith(_SPEECH):
             counts[role] += _count(module)
             seen.add(name)
-    talker = getattr(model, "talker", None)
-    speech = _count(talker) if isinstance(talker, torch.nn.Module) else 0
+    speech = sum(_count(part) for name in _SPEECH if isinstance(part := getattr(model, name, None), torch.nn.Module))
     counts["language decoder"] = _count(model) - sum(counts.values()) - speech
     counts["speech head"] = speech
     return tuple((role, n) for role, n in counts.items() if n)

@@ -24,6 +24,7 @@ class Capabilities:
     max_audio_seconds: float = 30.0
     context_tokens: int | None = None
     thinking: bool = False  # its template has a switch to think before answering (GenerationParams.think)
+    speech: bool = False  # it reads its answers aloud in its own voice (GenerationParams.speak)
     box_frame: str = "pixels"  # the frame of the JSON boxes it writes: "pixels" (of the image it saw) or "norm1000"
     parts: tuple[tuple[str, int], ...] = ()  # (role, parameters), e.g. ("vision encoder", 93_000_000)
 
@@ -36,6 +37,7 @@ class GenerationParams:
     temperature: float = 0.7
     top_p: float = 0.9
     think: bool = False  # reason before answering, where the model's template has the switch
+    speak: bool = False  # read the answer aloud in the model's own voice, where it has one (Capabilities.speech)
 
 
 @dataclass
@@ -55,6 +57,7 @@ class GenerationStats:
     cancelled: bool = False
     replayed: bool = False  # a showcase answer computed at start, shown again
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, in the order they ran
+    speech: tuple[int, object] | None = None  # the answer in the model's own voice: (sample rate, samples)
 
     def finish_stages(self) -> None:
         """Complete ``stages`` once generation has ended: the prefill is the time to first token not spent

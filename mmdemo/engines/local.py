@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import wait
 
 import torch
 from PIL import Image
@@ -20,7 +21,15 @@ from mmdemo.engines.fastdecode import CompiledDecode
 from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
-from mmdemo.engines.streaming import STREAM_INTERVAL_S, BatchingStreamer, CancelCheck, Watch, specials_except
+from mmdemo.engines.streaming import (
+    HEARTBEAT_S,
+    STREAM_INTERVAL_S,
+    BatchingStreamer,
+    CancelCheck,
+    Watch,
+    specials_except,
+)
+from mmdemo.engines.talker import speaks, spoken_answer
 from mmdemo.engines.thinking import OPEN
 from mmdemo.engines.workers import TorchWorkers, interruptible, one_load_at_a_time
 from mmdemo.errors import Cancelled, UserError, one_line
@@ -38,11 +47,13 @@ class TransformersEngine(Engine):
     def __init__(
         self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None,
         workers: TorchWorkers | None = None, max_image_tokens: int | None = None, compile_decode: bool | None = None,
+        speech: bool = False,
     ) -> None:
         """``processor_kwargs`` default to mmdemo's per-device settings for the processor family (inputs);
         ``workers`` are the threads that run the model (shared with the speech model; default: one);
         ``max_image_tokens``: tokens one image may become (default: per device, ``inputs.IMAGE_TOKENS``);
-        ``compile_decode``: the compiled decode path (``fastdecode``; default: on a GPU)."""
+        ``compile_decode``: the compiled decode path (``fastdecode``; default: on a GPU); ``speech``: load an
+        omni model's speech head, so it reads answers aloud in its own voice (``talker``)."""
         self.model_id = model_id
         self.device = device
         self.dtype = pick_dtype(device)
@@ -52,6 +63,7 @@ class TransformersEngine(Engine):
         self.workers = workers or TorchWorkers()
         self._lock = threading.Lock()
         self._compile = device_kind(device) == "cuda" if compile_decode is None else compile_decode
+        self._speech = speech
         self.fast: CompiledDecode | None = None
         self._model = None
         self._generator = None  # what generates the text: the model, or an omni model's thinker
@@ -119,7 +131,7 @@ class TransformersEngine(Engine):
 
     def _build(self) -> None:
         config = AutoConfig.from_pretrained(self.model_id)
-        if getattr(config, "enable_audio_output", False):
+        if getattr(config, "enable_audio_output", False) and not self._speech:
             config.enable_audio_output = False  # text out: omni models' speech head stays unloaded
         processor = AutoProcessor.from_pretrained(self.model_id)
         # Weights go straight to the device (no second copy in host memory on the way to a GPU).
@@ -144,6 +156,7 @@ class TransformersEngine(Engine):
             max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
             context_tokens=getattr(text_config, "max_position_embeddings", None),
             thinking=bool(marks and marks.switch),
+            speech=speaks(model),
             box_frame=json_box_frame(model.config.model_type),
             parts=model_parts(model),
         )
@@ -182,7 +195,8 @@ class TransformersEngine(Engine):
         self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
         stats: GenerationStats | None = None,
     ) -> Iterator[str]:
-        """Prepare and generate on a torch worker thread; yield text deltas as the streamer produces them."""
+        """Prepare and generate on a torch worker thread; yield text deltas as the streamer produces them (and
+        empty ones while the model's voice is made after the text)."""
         started = time.perf_counter()
         stats = stats if stats is not None else GenerationStats()
         self.load()
@@ -207,6 +221,8 @@ class TransformersEngine(Engine):
             for text in marks.canonical(streamer) if marks else streamer:
                 if text:
                     yield text
+            while wait([job], timeout=HEARTBEAT_S).not_done:  # the text is complete, the model's voice is not
+                yield ""  # still working: a consumer can notice a Stop or a disconnect meanwhile
         except GeneratorExit:
             cancel.set()  # a consumer that stops early (Stop, disconnect) ends the generation too
             raise
@@ -236,12 +252,16 @@ class TransformersEngine(Engine):
             else {"do_sample": False}
         )
         streamer.watch = Watch(stats, started, self._inputs.mark_ids, opened)
+        stop = CancelCheck(cancel, stats)
         run = dict(inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
-                   stopping_criteria=StoppingCriteriaList([CancelCheck(cancel, stats)]),
+                   stopping_criteria=StoppingCriteriaList([stop]),
                    pad_token_id=self._processor.tokenizer.pad_token_id)
         try:
             with torch.inference_mode(), self._clock.measure(stats):
-                if self.fast:
+                if params.speak and self._capabilities.speech:  # the plain path, then the model's own voice
+                    speech = spoken_answer(self._model, run, stop)
+                    stats.speech = None if stats.cancelled else speech  # a Stop cut the talker short
+                elif self.fast:
                     self.fast.generate(self._generator, run, stats)
                 else:
                     self._generator.generate(**run)

@@ -13,6 +13,7 @@ from transformers import StoppingCriteria, TextIteratorStreamer
 from mmdemo.engines.base import GenerationStats
 
 STREAM_INTERVAL_S = 0.04  # on CPU, text is handed to the consumer at most 25 times a second
+HEARTBEAT_S = 0.25  # while work goes on after the text (the model's voice), the stream says so this often
 
 
 class Watch:

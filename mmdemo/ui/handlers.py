@@ -80,11 +80,13 @@ class ChatHandlers:
         switch stops all of it, the voice included."""
         stop = self.stops.setdefault(request.session_hash, threading.Event())
         with self.service.models.track(stop):
-            params = self.service.clamp(max_tokens, temperature, top_p, think)
-            yield from self._answer_turn(pending, chat, system, params, speak, request, stop)
+            own = speak and self._speaks()  # the chat model reads the answer itself
+            params = self.service.clamp(max_tokens, temperature, top_p, think, own)
+            yield from self._answer_turn(pending, chat, system, params, speak and not own, request, stop)
 
     def _answer_turn(self, pending: dict, chat: list[dict], system: str, params: GenerationParams, speak: bool,
                      request: gr.Request, stop: threading.Event) -> Iterator[tuple]:
+        """``speak``: with the separate voice (``params.speak``: the chat model reads the answer itself)."""
         queue_wait = time.monotonic() - pending["submitted"]
         lang = language(request.headers.get("accept-language"))
         history, shown, keep = chat[:-1], list(chat), gr.skip()
@@ -105,6 +107,8 @@ class ChatHandlers:
                     gr.Info(event.text)
                 elif event.kind == "progress":  # long work on the way: a chance to notice a disconnect
                     yield shown, keep, None, keep
+                elif event.kind == "speech":
+                    voice.take(event.data)
                 elif event.kind == "transcript":
                     shown.append({"role": "assistant", "content": event.text, "metadata": {"title": event.title}})
                     yield shown, keep, None, keep
@@ -147,16 +151,26 @@ class ChatHandlers:
 
     def status(self, request: gr.Request) -> tuple[dict, gr.Timer, str, dict, dict, dict]:
         """The status line (its dot coloured by the state, what the model reads), the banner, the card,
-        "Speak the answer" (off, with the reason, when the voice could not be loaded) and "Think first" (shown
-        where the model's template has the switch)."""
+        "Speak the answer" (in the chat model's own voice where it has one; else off, with the reason, when the
+        voice could not be loaded) and "Think first" (shown where the model's template has the switch)."""
         current, lang = self.service.models.engine.status(), language(request.headers.get("accept-language"))
         banner = banner_markdown(current, self.showcase, lang)
         line = status_markdown(current, lang, takes(self.service, lang))
-        mute = self.extras.speaker.unavailable if self.extras.speaker is not None else None
+        serving = self.service.models.engine.capabilities if current.state in SERVING else None
+        own = self._speaks()  # the chat model reads its answers itself
+        separate = self.extras.speaker
+        mute = separate.unavailable if separate is not None and not own else None
         return (gr.Markdown(line, elem_classes=[f"state-{current.state}"]),
                 gr.Timer(active=current.state == "loading" or bool(banner)), model_card(self.service),
-                gr.Markdown(banner, visible=bool(banner)), gr.Checkbox(interactive=mute is None, info=mute),
-                gr.Checkbox(visible=current.state in SERVING and self.service.models.engine.capabilities.thinking))
+                gr.Markdown(banner, visible=bool(banner)),
+                gr.Checkbox(visible=separate is not None or own, interactive=mute is None,
+                            info=mute or ("in the model's own voice" if own else None)),
+                gr.Checkbox(visible=bool(serving and serving.thinking)))
+
+    def _speaks(self) -> bool:
+        """Whether the chat model, loaded, reads its answers in its own voice (never waits for a load)."""
+        engine = self.service.models.engine
+        return engine.status().state in SERVING and engine.capabilities.speech
 
     def export_chat(self, chat: list[dict]) -> dict:
         if not chat:

@@ -107,11 +107,17 @@ class Voice:
     for the page's player), then the whole answer is saved as one clip for the chat."""
 
     def __init__(self, voices: Voices | None, live: bool = True) -> None:
-        """``live``: the page plays sentences as they are read (else only the whole answer is kept)."""
+        """``voices``: the separate voice model (``None``: none, or the chat model speaks itself: ``take``);
+        ``live``: the page plays sentences as they are read (else only the whole answer is kept)."""
         self._spoken = SpokenAnswer(voices) if voices is not None else None
+        self._own: tuple[int, object] | None = None  # the chat model's own voice
         self._live = live
         self._path: str | None = None
         self._told = 0  # notes about skipped sentences already shown
+
+    def take(self, clip: tuple[int, object]) -> None:
+        """The whole answer read by the chat model itself (it comes after the text)."""
+        self._own = clip
 
     def feed(self, text: str) -> None:
         """Answer text as it streams."""
@@ -130,7 +136,10 @@ class Voice:
             self._tell()
 
     def rest(self, stop: threading.Event) -> Iterator[bytes]:
-        """The remaining sentences' audio once the text is complete, each as soon as it is ready."""
+        """The remaining sentences' audio once the text is complete, each as soon as it is ready (or the chat
+        model's own reading)."""
+        if self._own is not None and self._live and not stop.is_set():
+            yield from filter(None, [self._join([self._own])])
         if self._spoken is None:
             return
         try:
@@ -147,7 +156,7 @@ class Voice:
 
     def saved(self) -> str | None:
         """The whole spoken answer as a WAV file (``None`` when nothing was spoken)."""
-        whole = self._spoken.whole() if self._spoken is not None else None
+        whole = self._own or (self._spoken.whole() if self._spoken is not None else None)
         if whole is None or self._path is not None:
             return self._path
         path = Path(tempfile.mkdtemp(prefix="mmdemo-voice-")) / "answer.wav"
