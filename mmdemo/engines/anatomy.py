@@ -75,6 +75,12 @@ class StageClock:
 _SPEECH = ("talker", "token2wav")  # an omni model's speech head: speech codes, then the waveform
 
 
+def has_audio_encoder(config: object) -> bool:
+    """Whether the model (an omni model's thinker) has an audio encoder of its own."""
+    thinker = getattr(config, "thinker_config", config)
+    return getattr(thinker, "audio_config", None) is not None
+
+
 def model_parts(model: torch.nn.Module) -> tuple[tuple[str, int], ...]:
     """``(role, parameters)`` in data-flow order: encoders → projector → language decoder (and the speech
     head of omni models when it is loaded), counted from the model's own modules."""

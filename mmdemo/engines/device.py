@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import torch
 
 from mmdemo.errors import UserError
@@ -21,3 +23,10 @@ def pick_dtype(device: str) -> torch.dtype:
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+
+
+def free_memory() -> None:
+    """Give freed tensors' memory back (host, and the GPU's cache when there is one)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

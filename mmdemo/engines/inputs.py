@@ -195,3 +195,10 @@ def _map_parts(messages: list[dict], kind: str, fn: Callable[[dict], dict]) -> l
 
 def _scaled(image: Image.Image, scale: float) -> Image.Image:
     return image.resize((max(28, int(image.width * scale)), max(28, int(image.height * scale))), Image.BICUBIC)
+
+
+def placeholder_id(processor: object, name: str) -> int | None:
+    """Id of the processor's placeholder token (``image_token``, ``audio_token``), if it has one."""
+    token = getattr(processor, name, None)
+    token_id = processor.tokenizer.convert_tokens_to_ids(token) if isinstance(token, str) else None
+    return token_id if token_id != processor.tokenizer.unk_token_id else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -13,12 +12,12 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
 
-from mmdemo.engines.anatomy import StageClock, model_parts
+from mmdemo.engines.anatomy import StageClock, has_audio_encoder, model_parts
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
-from mmdemo.engines.device import pick_dtype
+from mmdemo.engines.device import free_memory, pick_dtype
 from mmdemo.engines.failures import generate_error, load_error
 from mmdemo.engines.fastdecode import CompiledDecode
-from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts
+from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts, placeholder_id
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
 from mmdemo.engines.streaming import (
@@ -121,7 +120,7 @@ class TransformersEngine(Engine):
             self._model = self._generator = self._processor = self._clock = self._inputs = None
             self.fast = None  # it holds the model too
             self._status = EngineStatus("failed", self.model_id, self.device, "unloaded")
-        self.workers.run(_free_memory)
+        self.workers.run(free_memory)
 
     def _load(self) -> None:
         # transformers' progress hook is process-wide: set inside the one-load-at-a-time lock, so two engines
@@ -143,13 +142,13 @@ class TransformersEngine(Engine):
         rate = getattr(feature_extractor, "sampling_rate", 16000)
         text_config = model.config.get_text_config()
         self._token_ids = {name: token for name, m in MODALITIES.items()
-                           if (token := _token_id(processor, m.token)) is not None}
+                           if (token := placeholder_id(processor, m.token)) is not None}
         self._inputs = InputBuilder(processor, self.max_image_tokens, self._token_ids.get("image"),
                                     self.processor_kwargs)
         marks = self._inputs.thinking
         self._capabilities = Capabilities(
             image=getattr(processor, "image_processor", None) is not None,
-            audio=feature_extractor is not None and _has_audio_encoder(model.config),
+            audio=feature_extractor is not None and has_audio_encoder(model.config),
             video=getattr(processor, "video_processor", None) is not None,
             logprobs=True,
             audio_sampling_rate=rate,
@@ -308,20 +307,3 @@ class TransformersEngine(Engine):
     def _prepare(self, messages: list[dict], think: bool = False) -> dict:
         return self._inputs.build(messages, self.dtype, self.device, think)
 
-
-def _free_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _token_id(processor: object, name: str) -> int | None:
-    """Id of the processor's placeholder token (``image_token``, ``audio_token``), if it has one."""
-    token = getattr(processor, name, None)
-    token_id = processor.tokenizer.convert_tokens_to_ids(token) if isinstance(token, str) else None
-    return token_id if token_id != processor.tokenizer.unk_token_id else None
-
-
-def _has_audio_encoder(config: object) -> bool:
-    thinker = getattr(config, "thinker_config", config)
-    return getattr(thinker, "audio_config", None) is not None
