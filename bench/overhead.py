@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -23,6 +24,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import httpx  # noqa: E402
 import torch  # noqa: E402
 from common import IMAGE, QUESTION, Clock  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -31,6 +33,8 @@ from transformers import StoppingCriteriaList  # noqa: E402
 from mmdemo.engines.base import GenerationParams, GenerationStats  # noqa: E402
 from mmdemo.engines.local import TransformersEngine  # noqa: E402
 from mmdemo.engines.workers import TorchWorkers  # noqa: E402
+
+FIRST_TOKEN = re.compile(r"answer: .*?first token ([0-9.]+) s")
 
 
 def _messages() -> list[dict]:
@@ -61,8 +65,9 @@ def run_engine(engine: TransformersEngine, tokens: int, messages: list[dict] | N
     return stats.first_token_s, stats.tokens_per_s
 
 
-def run_app(server: object, tokens: int) -> tuple[float, float]:
-    """The whole app through gradio_client on loopback: upload, queue, SSE stream."""
+def run_app(server: object, tokens: int, over: list[float]) -> tuple[float, float]:
+    """The whole app through gradio_client on loopback: upload, queue, SSE stream. Appends to ``over`` the
+    time to first token beyond the engine's own (the server's log)."""
     from gradio_client import Client, handle_file
 
     client = Client(server.url, verbose=False)
@@ -73,8 +78,32 @@ def run_app(server: object, tokens: int) -> tuple[float, float]:
     for _ in job:
         first = first or time.perf_counter()
     end = time.perf_counter()
-    generated = server.wait_answers(len(server.answers()))[-1][1]  # the app logs each answer's token count
-    return first - started, (generated - 1) / (end - first)
+    return _finish(server, first - started, end - first, over)
+
+
+def run_http(server: object, tokens: int, over: list[float]) -> tuple[float, float]:
+    """The whole app as a browser or a lean HTTP client meets it: one kept-alive connection uploads the photo,
+    calls ``/chat`` (Gradio's REST route) and reads the server-sent events."""
+    with httpx.Client(base_url=f"{server.url}gradio_api/", timeout=120) as http:
+        started = time.perf_counter()
+        with open(IMAGE, "rb") as photo:
+            path = http.post("upload", files={"files": (Path(IMAGE).name, photo, "image/png")}).json()[0]
+        message = {"text": QUESTION, "files": [{"path": path, "meta": {"_type": "gradio.FileData"}}]}
+        event = http.post("call/chat", json={"data": [message, "", tokens, 0, 1.0, False]}).json()["event_id"]
+        first = None
+        with http.stream("GET", f"call/chat/{event}") as events:
+            for line in events.iter_lines():  # "data: [answer so far]" per update; empty ones while preparing
+                if first is None and line.startswith("data: [") and not line.startswith('data: [""'):
+                    first = time.perf_counter()
+        end = time.perf_counter()
+    return _finish(server, first - started, end - first, over)
+
+
+def _finish(server: object, ttft: float, decoding: float, over: list[float]) -> tuple[float, float]:
+    answer = server.wait_answers(len(server.answers()))[-1]  # the app logs each answer's token count
+    engine_first = float(FIRST_TOKEN.findall(server.log())[-1])
+    over.append(ttft - engine_first)
+    return ttft, (answer[1] - 1) / decoding
 
 
 def _table(rows: dict[str, list[tuple[float, float]]]) -> str:
@@ -120,13 +149,22 @@ def main() -> None:
 
             del engine
             server = Server(Path(model), ROOT / "tiny-none", Path(tmp) / "app.log")
+            clients = {"whole app (gradio_client)": run_app, "whole app (lean HTTP client)": run_http}
+            over: dict[str, list[float]] = {name: [] for name in clients}
             try:
-                rows["whole app (gradio_client)"] = [run_app(server, args.tokens) for _ in range(args.runs)]
+                for name in clients:
+                    rows[name] = []
+                for _ in range(args.runs):  # interleaved too
+                    for name, run in clients.items():
+                        rows[name].append(run(server, args.tokens, over[name]))
             finally:
                 server.stop()
+            breakdown = "; ".join(f"{name}: {statistics.median(o) * 1000:+.0f} ms" for name, o in over.items())
     print(f"model: {model if args.model else 'SmolVLM2-256M (random weights, full size)'}, cpu, "
           f"{torch.get_num_threads()} threads, {args.tokens} new tokens, {args.runs} runs, torch {torch.__version__}")
     print(_table(rows))
+    if not args.skip_app:
+        print(f"\nwhole app beyond the engine's own first token (its log), p50: {breakdown}")
 
 
 if __name__ == "__main__":
