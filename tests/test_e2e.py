@@ -28,7 +28,7 @@ def client(server):
 
 
 def stream(job) -> list[str]:
-    return [out for out in job]
+    return [answer for answer, _details in job]
 
 
 def test_image_question_streams_token_by_token(server, client):
@@ -37,19 +37,20 @@ def test_image_question_streams_token_by_token(server, client):
     updates = stream(job)
     assert len(updates) >= 3
     assert all(b.startswith(a) for a, b in itertools.pairwise(updates))  # each update extends the answer
-    assert job.outputs()[-1] == updates[-1] and len(updates[-1]) > len(updates[0])
+    assert job.outputs()[-1][0] == updates[-1] and len(updates[-1]) > len(updates[0])
 
 
 def test_voice_question(server, client):
     before = len(server.answers())
-    answer = client.predict({"text": "", "files": [handle_file(ASSETS / "question.wav")]}, max_tokens=32,
-                            temperature=0, api_name="/chat")
+    answer, details = client.predict({"text": "", "files": [handle_file(ASSETS / "question.wav")]}, max_tokens=32,
+                                     temperature=0, api_name="/chat")
     assert isinstance(answer, str) and answer
     prompt_tokens = server.wait_answers(before + 1)[-1][0]
     if server.arch == "qwen2_5_omni":  # native audio: 3 s of speech become audio tokens in the prompt
-        assert prompt_tokens > 50
+        assert prompt_tokens > 50 and "transcripts" not in details
     else:
         assert "transcribed 2.5 s of audio" in server.log()  # the clip went through Whisper
+        assert details["transcripts"] and all(isinstance(t, str) and t for t in details["transcripts"])
 
 
 def test_conversation_keeps_earlier_turns(server, client):

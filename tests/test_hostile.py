@@ -79,7 +79,8 @@ def assert_clean(text: str) -> None:
 
 
 def still_serving(client: Client) -> None:
-    assert isinstance(client.predict({"text": "Still there?", "files": []}, max_tokens=4, api_name="/chat"), str)
+    answer, details = client.predict({"text": "Still there?", "files": []}, max_tokens=4, api_name="/chat")
+    assert isinstance(answer, str) and isinstance(details, dict)
 
 
 def references(base: str) -> dict[str, dict]:
@@ -162,7 +163,7 @@ def test_resource_abuse_is_bounded(app, client, tmp_path, name, make, expected):
     started = time.monotonic()
     if expected is None:
         assert isinstance(client.predict({"text": "What is this?", "files": [handle_file(path)]}, max_tokens=4,
-                                         api_name="/chat"), str)
+                                         api_name="/chat")[0], str)
     else:
         with pytest.raises(AppError) as exc:
             client.predict({"text": "What is this?", "files": [handle_file(path)]}, max_tokens=4, api_name="/chat")
@@ -182,8 +183,8 @@ def test_hundreds_of_files_and_many_huge_images(app, client, tmp_path):
         huge.append(tmp_path / f"huge{i}.jpg")
         Image.new("RGB", (8000, 6000), (i * 60, 90, 200)).save(huge[-1], quality=50)
     started = time.monotonic()
-    answer = client.predict({"text": "Compare them.", "files": [handle_file(p) for p in huge]}, max_tokens=4,
-                            api_name="/chat")
+    answer, _ = client.predict({"text": "Compare them.", "files": [handle_file(p) for p in huge]}, max_tokens=4,
+                               api_name="/chat")
     assert isinstance(answer, str) and time.monotonic() - started < 60
 
 
@@ -209,7 +210,7 @@ def test_out_of_range_and_wrongly_typed_values_on_every_endpoint(app, client):
     assert_clean(call(app, "chat", [{"text": 12345, "files": "not a list"}, None, 4, 0, 1, "yes"]))
     named = app.log_path.parent / "..%2F..%2Fevil name\u202e.png"
     Image.new("RGB", (32, 32)).save(named)
-    assert isinstance(client.predict({"text": "Hi", "files": [handle_file(named)]}, max_tokens=4, api_name="/chat"),
+    assert isinstance(client.predict({"text": "Hi", "files": [handle_file(named)]}, max_tokens=4, api_name="/chat")[0],
                       str)
     still_serving(client)
 

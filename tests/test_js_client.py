@@ -33,7 +33,8 @@ def results(twins, tmp_path_factory) -> dict[str, dict]:
 def test_text_image_and_audio_blobs_are_answered(results):
     for name in ("schema", "image", "audio", "positional"):
         assert results[name]["ok"], results[name]
-        assert isinstance(results[name]["data"][0], str)
+        assert isinstance(results[name]["data"][0], str) and isinstance(results[name]["data"][1], dict)
+    assert len(results["audio"]["data"][1]["transcripts"]) == 1  # what the page shows: the clip's transcript
 
 
 def test_a_file_that_is_not_an_image_gets_its_message(results):

@@ -45,7 +45,7 @@ def test_concurrent_clients_all_complete_queued_visibly(server):
             if status.code == Status.IN_QUEUE and status.rank:
                 rank = max(rank, status.rank)
             time.sleep(0.02)
-        return job.result(timeout=10), time.monotonic() - started, rank
+        return job.result(timeout=10)[0], time.monotonic() - started, rank
 
     Client(server.url, verbose=False).predict({"text": "warm up", "files": []}, max_tokens=4, api_name="/chat")
     before = rss_mb(server.proc.pid)

@@ -159,12 +159,13 @@ def test_the_app_on_a_remote_server_down_at_start(tiny, tmp_path):
             # the same app now answers, with images, streamed; voice clips go through Whisper
             job = client.submit({"text": "What is this?", "files": [handle_file(ASSETS / "scene.png")]},
                                 max_tokens=48, temperature=0, api_name="/chat")
-            updates = list(job)
+            updates = [answer for answer, _ in job]
             assert len(updates) >= 3 and updates[-1].startswith(updates[0])
-            answer = client.predict({"text": "", "files": [handle_file(ASSETS / "question.wav")]}, max_tokens=8,
-                                    api_name="/chat")
+            answer, details = client.predict({"text": "", "files": [handle_file(ASSETS / "question.wav")]},
+                                             max_tokens=8, api_name="/chat")
             assert isinstance(answer, str)
             assert "transcribed 2.5 s of audio" in app.log()  # the server's model cannot hear: Whisper did
+            assert len(details["transcripts"]) == 1  # and the client gets what the page shows
         finally:
             serve.stop()
     finally:

@@ -83,8 +83,9 @@ GOOD = [
 
 
 def ask(client, text="What is this?", files=(), **kw):
-    return client.predict({"text": text, "files": [handle_file(f) for f in files]}, max_tokens=kw.get("max_tokens", 8),
-                          temperature=0, api_name="/chat")
+    answer, _details = client.predict({"text": text, "files": [handle_file(f) for f in files]},
+                                      max_tokens=kw.get("max_tokens", 8), temperature=0, api_name="/chat")
+    return answer
 
 
 @pytest.mark.parametrize(("name", "make", "message"), BAD, ids=[b[0] for b in BAD])

@@ -98,6 +98,19 @@ def test_a_thinking_model_streams_its_reasoning_apart_and_counts_it_apart(thinke
                                                             "answer": ANSWER, "thinking": REASONING}
 
 
+def test_the_chat_api_streams_the_answer_with_the_reasoning_beside_it(thinker):
+    from mmdemo.extras import Extras
+    from mmdemo.settings import Settings
+    from mmdemo.ui.api import ApiHandlers
+
+    api = ApiHandlers(thinker, Settings(), Extras(), None)
+    updates = list(api.chat({"text": QUESTION.text, "files": []}, [], DEFAULT_SYSTEM_PROMPT, 40, 0, 1, True))
+    answer, details, history = updates[-1]
+    assert answer == ANSWER and details == {"thinking": REASONING}  # the reasoning apart, as the page shows it
+    assert history[-1] == {"role": "assistant", "content": ANSWER}  # later turns get the answer alone
+    assert all(not update[0] or ANSWER.startswith(update[0]) for update in updates)  # never a mark in the answer
+
+
 def test_thinking_off_gives_the_answer_alone_and_the_template_closes_the_block(thinker):
     events, stats = ask(thinker, think=False)
     assert not [e for e in events if e.kind == "thinking"] and stats.thinking_tokens == 0

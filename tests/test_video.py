@@ -157,7 +157,7 @@ def omni_app(twins, tmp_path_factory):
 def test_a_clip_through_the_api_streams_an_answer_and_the_speed_strip_counts_it(omni_app):
     client = Client(omni_app.url, verbose=False)
     blob = {"text": "What happens?", "files": [handle_file(str(ASSETS / "clip.mp4"))]}
-    assert client.predict(blob, "", 6, 0, 1, api_name="/chat")  # (message, system, max tokens, temperature, top-p)
+    assert client.predict(blob, "", 6, 0, 1, api_name="/chat")[0]  # (message, system, max tokens, temperature, top-p)
     prompt, generated, _ = omni_app.wait_answers(2)[-1]  # the warm-up, then this answer
     assert generated == 6 and prompt > 300
     result = client.predict({"text": "", "files": [handle_file(str(ASSETS / "clip.mp4"))]}, task_key="video",

@@ -34,20 +34,27 @@ class ApiHandlers:
         self.showcase = showcase
 
     def chat(self, message: dict | None, history: list[dict], system: str, max_tokens: float, temperature: float,
-             top_p: float, think: bool | None = False) -> Iterator[tuple[str, list[dict]]]:
-        """One turn of the conversation the session's state holds; the answer streams (without the model's
-        reasoning: ``/task`` returns that apart)."""
+             top_p: float, think: bool | None = False) -> Iterator[tuple[str, dict, list[dict]]]:
+        """One turn of the conversation the session's state holds: the answer streams, beside what else the page
+        shows of the turn (``details``: the transcripts of its clips, the model's reasoning, notices)."""
         turn = split(message)
         request = Request(turn, tuple(to_turns(history)), params=self._params(max_tokens, temperature, top_p, think),
                           system=self.settings.system_prompt if system is None else system)
-        answer = ""
+        answer, details = "", {}
         for event in turn_events(self.service, self.showcase, request):
             if event.kind == "notice":
                 gr.Info(event.text)
-            elif event.kind in ("text", "progress", "thinking"):  # a chance to notice a disconnect
-                answer += event.text if event.kind == "text" else ""
-                yield answer, history
-        yield answer, [*history, shown(turn), {"role": "assistant", "content": answer}]
+                details.setdefault("notices", []).append(event.text)
+            elif event.kind == "transcript":
+                details.setdefault("transcripts", []).append(event.text)
+            elif event.kind == "thinking":
+                details["thinking"] = details.get("thinking", "") + event.text
+            answer += event.text if event.kind == "text" else ""
+            if event.kind != "notice":  # every other event: a chance to notice a disconnect
+                yield answer, details, history
+        if "thinking" in details:
+            details["thinking"] = details["thinking"].strip()
+        yield answer, details, [*history, shown(turn), {"role": "assistant", "content": answer}]
 
     def task(self, message: dict | None, task_key: str, prompt: str | None, labels: str, target: str, language: str,
              max_tokens: float, temperature: float, think: bool | None = False) -> Iterator[tuple]:
@@ -124,8 +131,10 @@ def api_endpoints(demo: gr.Blocks, service: ChatService, settings: Settings, ext
                     gr.Image(type="filepath", format="png", label="image with boxes")]
         speak_in, speak_out = gr.Textbox(label="text"), gr.Audio(type="numpy", format="wav", label="speech")
         gr.Button().click(handlers.chat, [message, api_history, system, max_tokens, temperature, top_p, think],
-                          [gr.Textbox(label="answer"), api_history], api_name="chat", **model,
-                          api_description="One turn of the conversation this session holds; the answer streams.")
+                          [gr.Textbox(label="answer"), gr.JSON(label="details"), api_history], api_name="chat",
+                          api_description="One turn of the conversation this session holds: the answer streams, "
+                          "beside the turn's details (transcripts of its clips, the model's reasoning, notices).",
+                          **model)
         gr.Button().click(handlers.task, [message, *task_in, max_tokens, temperature, think], task_out, api_name="task",
                           **model)
         if extras.speaker is not None:
