@@ -31,6 +31,7 @@ from PIL import Image  # noqa: E402
 from transformers import StoppingCriteriaList  # noqa: E402
 
 from mmdemo.engines.base import GenerationParams, GenerationStats  # noqa: E402
+from mmdemo.engines.cpudecode import decode_without_onednn, onednn_restored  # noqa: E402
 from mmdemo.engines.local import TransformersEngine  # noqa: E402
 from mmdemo.engines.workers import TorchWorkers  # noqa: E402
 
@@ -106,6 +107,30 @@ def _finish(server: object, ttft: float, decoding: float, over: list[float]) -> 
     return ttft, (answer[1] - 1) / decoding
 
 
+def teacher_forced(engine: TransformersEngine, tokens: int) -> tuple[int, int, float]:
+    """The engine's greedy answer replayed step by step with oneDNN on and off for the decode steps (the same
+    prefill): how many next-token choices agree, and the largest logit difference."""
+    from transformers import DynamicCache
+
+    engine.cpu_decode.remove()  # the switch is set by hand here
+    inputs = engine._prepare(_messages())
+    start, logits = inputs["input_ids"].shape[1], []
+    with torch.inference_mode():
+        answer = engine._generator.generate(**inputs, max_new_tokens=tokens, do_sample=False)
+        for onednn in (True, False):
+            cache = DynamicCache(config=engine._generator.config.get_text_config(decoder=True))
+            engine._generator(**inputs, past_key_values=cache)
+            steps = []
+            with onednn_restored():
+                for i in range(start, answer.shape[1]):
+                    torch.backends.mkldnn.enabled = onednn
+                    steps.append(engine._generator(input_ids=answer[:, i:i + 1], past_key_values=cache).logits[0, -1])
+            logits.append(torch.stack(steps).float())
+    engine.cpu_decode = decode_without_onednn(engine._generator.get_decoder())
+    on, off = logits
+    return int((on.argmax(-1) == off.argmax(-1)).sum()), len(on), float((on - off).abs().max())
+
+
 def _table(rows: dict[str, list[tuple[float, float]]]) -> str:
     raw_ttft = statistics.median(t for t, _ in rows["raw generate"])
     raw_speed = statistics.median(s for _, s in rows["raw generate"])
@@ -141,9 +166,13 @@ def main() -> None:
         engine = TransformersEngine(model, "cpu", workers=workers)
         engine.load()
         rows: dict[str, list[tuple[float, float]]] = {"raw generate": [], "mmdemo engine": []}
+        decoder = engine._generator.get_decoder()
         for _ in range(args.runs):  # interleaved, so drift hits every path alike
+            engine.cpu_decode.remove()  # raw generate: transformers as it comes, oneDNN in every step
             rows["raw generate"].append(workers.run(run_raw, engine, args.tokens))
+            engine.cpu_decode = decode_without_onednn(decoder)
             rows["mmdemo engine"].append(run_engine(engine, args.tokens))
+        agree, steps, diff = workers.run(teacher_forced, engine, args.tokens)
         if not args.skip_app:
             from helpers import Server
 
@@ -163,6 +192,8 @@ def main() -> None:
     print(f"model: {model if args.model else 'SmolVLM2-256M (random weights, full size)'}, cpu, "
           f"{torch.get_num_threads()} threads, {args.tokens} new tokens, {args.runs} runs, torch {torch.__version__}")
     print(_table(rows))
+    print(f"\nteacher-forced greedy choices, decode steps without vs with oneDNN: {agree} of {steps} agree "
+          f"(largest logit difference {diff:.3f})")
     if not args.skip_app:
         print(f"\nwhole app beyond the engine's own first token (its log), p50: {breakdown}")
 

@@ -10,10 +10,12 @@ from concurrent.futures import wait
 
 import torch
 from PIL import Image
+from torch.utils.hooks import RemovableHandle
 from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
 
 from mmdemo.engines.anatomy import StageClock, has_audio_encoder, model_parts
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
+from mmdemo.engines.cpudecode import decode_without_onednn, onednn_restored
 from mmdemo.engines.device import free_memory, pick_dtype
 from mmdemo.engines.failures import generate_error, load_error
 from mmdemo.engines.fastdecode import CompiledDecode
@@ -64,6 +66,7 @@ class TransformersEngine(Engine):
         self._compile = device_kind(device) == "cuda" if compile_decode is None else compile_decode
         self._speech = speech
         self.fast: CompiledDecode | None = None
+        self.cpu_decode: RemovableHandle | None = None  # the CPU's decode steps without oneDNN (``cpudecode``)
         self._model = None
         self._generator = None  # what generates the text: the model, or an omni model's thinker
         self._processor = None
@@ -169,6 +172,8 @@ class TransformersEngine(Engine):
         self._model, self._generator = model, generator
         if self._compile:
             self.fast = CompiledDecode(generator, all_devices=device_kind(self.device) == "cpu")
+        if device_kind(self.device) == "cpu":
+            self.cpu_decode = decode_without_onednn(generator.get_decoder())
 
     def _probe(self) -> list[dict]:
         """A short request with every input the model takes: what the warm-up answers."""
@@ -256,7 +261,7 @@ class TransformersEngine(Engine):
                    stopping_criteria=StoppingCriteriaList([stop]),
                    pad_token_id=self._processor.tokenizer.pad_token_id)
         try:
-            with torch.inference_mode(), self._clock.measure(stats):
+            with torch.inference_mode(), self._clock.measure(stats), onednn_restored():
                 if params.speak and self._capabilities.speech:  # the plain path, then the model's own voice
                     speech = spoken_answer(self._model, run, stop)
                     stats.speech = None if stats.cancelled else speech  # a Stop cut the talker short
@@ -293,7 +298,8 @@ class TransformersEngine(Engine):
         def run() -> list[float]:
             inputs = self._prepare(messages)
             ids = answer_ids(self._processor.tokenizer, inputs["input_ids"][0].tolist(), answers, self._turn_end)
-            return answer_logprobs(self._generator, inputs, ids)
+            with onednn_restored():
+                return answer_logprobs(self._generator, inputs, ids)
 
         return self.workers.run(run, cancel=cancel)
 
