@@ -112,7 +112,8 @@ def teacher_forced(engine: TransformersEngine, tokens: int) -> tuple[int, int, f
     prefill): how many next-token choices agree, and the largest logit difference."""
     from transformers import DynamicCache
 
-    engine.cpu_decode.remove()  # the switch is set by hand here
+    if engine.cpu_decode is not None:
+        engine.cpu_decode.remove()  # the switch is set by hand here
     inputs = engine._prepare(_messages())
     start, logits = inputs["input_ids"].shape[1], []
     with torch.inference_mode():
@@ -126,7 +127,8 @@ def teacher_forced(engine: TransformersEngine, tokens: int) -> tuple[int, int, f
                     torch.backends.mkldnn.enabled = onednn
                     steps.append(engine._generator(input_ids=answer[:, i:i + 1], past_key_values=cache).logits[0, -1])
             logits.append(torch.stack(steps).float())
-    engine.cpu_decode = decode_without_onednn(engine._generator.get_decoder())
+    if engine.cpu_decode is not None:
+        engine.cpu_decode = decode_without_onednn(engine._generator.get_decoder())
     on, off = logits
     return int((on.argmax(-1) == off.argmax(-1)).sum()), len(on), float((on - off).abs().max())
 
@@ -166,11 +168,13 @@ def main() -> None:
         engine = TransformersEngine(model, "cpu", workers=workers)
         engine.load()
         rows: dict[str, list[tuple[float, float]]] = {"raw generate": [], "mmdemo engine": []}
-        decoder = engine._generator.get_decoder()
+        decoder, switched = engine._generator.get_decoder(), engine.cpu_decode is not None  # warm-up's choice
         for _ in range(args.runs):  # interleaved, so drift hits every path alike
-            engine.cpu_decode.remove()  # raw generate: transformers as it comes, oneDNN in every step
+            if switched:
+                engine.cpu_decode.remove()  # raw generate: transformers as it comes, oneDNN in every step
             rows["raw generate"].append(workers.run(run_raw, engine, args.tokens))
-            engine.cpu_decode = decode_without_onednn(decoder)
+            if switched:
+                engine.cpu_decode = decode_without_onednn(decoder)
             rows["mmdemo engine"].append(run_engine(engine, args.tokens))
         agree, steps, diff = workers.run(teacher_forced, engine, args.tokens)
         if not args.skip_app:
@@ -190,7 +194,8 @@ def main() -> None:
                 server.stop()
             breakdown = "; ".join(f"{name}: {statistics.median(o) * 1000:+.0f} ms" for name, o in over.items())
     print(f"model: {model if args.model else 'SmolVLM2-256M (random weights, full size)'}, cpu, "
-          f"{torch.get_num_threads()} threads, {args.tokens} new tokens, {args.runs} runs, torch {torch.__version__}")
+          f"{torch.get_num_threads()} threads, {args.tokens} new tokens, {args.runs} runs, torch {torch.__version__}; "
+          f"engine's decode steps (chosen at warm-up): {'without' if switched else 'with'} oneDNN")
     print(_table(rows))
     print(f"\nteacher-forced greedy choices, decode steps without vs with oneDNN: {agree} of {steps} agree "
           f"(largest logit difference {diff:.3f})")

@@ -1,16 +1,17 @@
 """On a CPU, oneDNN for many rows only: the language model's one-token decode steps run PyTorch's own bf16
-matrix-vector kernels, everything else (vision and audio encoders, the prefill) keeps oneDNN.
+kernels, everything else (vision and audio encoders, the prefill) keeps oneDNN.
 
-Measured on this project's 2-core CPU with full-size SmolVLM2-256M (docs/PERFORMANCE.md): decode 23.2 → 42.8
-tokens/s with the same time to first token; oneDNN off everywhere made the vision encoder 8× slower. The switch is
-PyTorch's process-wide flag, set before each forward pass of the language model by a pre-hook and put back when
-the answer ends; on a CPU all model work runs on one thread (``workers.py``), so nothing else sees it meanwhile.
+Measured on this project's 2-core CPU (docs/PERFORMANCE.md): SmolVLM2-256M decodes 1.9× and Qwen3-VL-2B 2.4× as
+fast, but Qwen3.5's Gated-DeltaNet layers 4.5× slower; so the engine times a few decode steps both ways at
+warm-up and keeps the faster (``choose``). oneDNN off everywhere made the vision encoder 8× slower. The switch
+is PyTorch's process-wide flag, set before each forward pass of the language model by a pre-hook and put back
+when the answer ends; on a CPU all model work runs on one thread (``workers.py``), so nothing else sees it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -34,3 +35,15 @@ def onednn_restored() -> Iterator[None]:
         yield
     finally:
         torch.backends.mkldnn.enabled = before
+
+
+def choose(decoder: torch.nn.Module, decode_speed: Callable[[], float]) -> torch.utils.hooks.RemovableHandle | None:
+    """Time ``decode_speed()`` (tokens/s of a short answer) with oneDNN, then without it for the decode steps;
+    keep the switch (its hook) only when that decodes faster, by 10 % or more (0: the answer was too short to
+    tell)."""
+    plain = decode_speed()
+    switch = decode_without_onednn(decoder)
+    if plain and decode_speed() >= 1.1 * plain:
+        return switch
+    switch.remove()
+    return None

@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, St
 
 from mmdemo.engines.anatomy import StageClock, has_audio_encoder, model_parts
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
-from mmdemo.engines.cpudecode import decode_without_onednn, onednn_restored
+from mmdemo.engines.cpudecode import choose, onednn_restored
 from mmdemo.engines.device import free_memory, pick_dtype
 from mmdemo.engines.failures import generate_error, load_error
 from mmdemo.engines.fastdecode import CompiledDecode
@@ -109,7 +109,7 @@ class TransformersEngine(Engine):
                 state, detail = "degraded", f"its test answer failed ({one_line(exc)}); some requests may fail"
             warm = time.perf_counter() - started - loaded
             dtype = str(self.dtype).removeprefix("torch.")
-            fast = f", {self.fast.description}" if self.fast else ""
+            fast = f", {self.fast.description}" if self.fast else ", decode without oneDNN" if self.cpu_decode else ""
             detail = detail or f"{dtype}{fast}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
             self._status = EngineStatus(state, self.model_id, self.device, detail)
             log.info("loaded %s on %s: %s", self.model_id, self.device, detail)
@@ -172,8 +172,6 @@ class TransformersEngine(Engine):
         self._model, self._generator = model, generator
         if self._compile:
             self.fast = CompiledDecode(generator, all_devices=device_kind(self.device) == "cpu")
-        if device_kind(self.device) == "cpu":
-            self.cpu_decode = decode_without_onednn(generator.get_decoder())
 
     def _probe(self) -> list[dict]:
         """A short request with every input the model takes: what the warm-up answers."""
@@ -183,17 +181,22 @@ class TransformersEngine(Engine):
         return [{"role": "user", "content": content}]
 
     def _warm_up(self) -> None:
-        """One short answer through the whole path, so the first user does not pay for first-call costs."""
+        """One short answer through the whole path, so the first user does not pay for first-call costs; on a
+        CPU, then the decode steps timed with and without oneDNN (``cpudecode.choose``)."""
         tokens = 8 if self.fast else 2  # the compiled path captures its graphs in the first decode steps
 
-        def answer() -> None:
-            for _ in self.stream(self._probe(), GenerationParams(tokens, 0.0), threading.Event()):
+        def answer(tokens: int = tokens) -> float:
+            stats = GenerationStats()
+            for _ in self.stream(self._probe(), GenerationParams(tokens, 0.0), threading.Event(), stats):
                 pass
+            return stats.tokens_per_s or 0.0
 
         if self.fast:
             self.fast.warm_up(answer)
         else:
             answer()
+        if device_kind(self.device) == "cpu":
+            self.cpu_decode = choose(self._generator.get_decoder(), lambda: answer(6))
 
     def stream(
         self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
