@@ -7,11 +7,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from mmdemo.engines.thinking import detect
 from mmdemo.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +206,21 @@ def placeholder_id(processor: object, name: str) -> int | None:
     token = getattr(processor, name, None)
     token_id = processor.tokenizer.convert_tokens_to_ids(token) if isinstance(token, str) else None
     return token_id if token_id != processor.tokenizer.unk_token_id else None
+
+
+def media_tokens(ids: torch.Tensor, messages: list[dict], token_ids: dict[str, int]) -> dict[str, int]:
+    """Prompt tokens per modality (``token_ids``: each modality's placeholder); SmolVLM's video frames are image
+    tokens, counted as the video's."""
+    counts = {name: count for name, token in token_ids.items() if (count := int((ids == token).sum()))}
+    kinds = {p.get("type") for p in content_parts(messages)}
+    if {"video", "image"} & kinds == {"video"} and "image" in counts and "video" not in counts:
+        counts["video"] = counts.pop("image")
+    return counts
+
+
+def probe(image: bool) -> list[dict]:
+    """A short request with every input the model takes (an image where it reads them): what warm-up answers."""
+    content: list[dict] = [{"type": "text", "text": "Hello!"}]
+    if image:
+        content.insert(0, {"type": "image", "image": Image.new("RGB", (64, 64), "white")})
+    return [{"role": "user", "content": content}]

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from concurrent.futures import wait
 
 import torch
-from PIL import Image
 from torch.utils.hooks import RemovableHandle
 from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
 
@@ -19,7 +18,7 @@ from mmdemo.engines.cpudecode import choose, onednn_restored
 from mmdemo.engines.device import free_memory, pick_dtype
 from mmdemo.engines.failures import generate_error, load_error
 from mmdemo.engines.fastdecode import CompiledDecode
-from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts, placeholder_id
+from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts, media_tokens, placeholder_id, probe
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
 from mmdemo.engines.streaming import (
@@ -163,7 +162,7 @@ class TransformersEngine(Engine):
             parts=model_parts(model),
         )
         self._clock = StageClock(model, self.device)
-        self._inputs.check_sanitizer(self._probe())
+        self._inputs.check_sanitizer(probe(self._capabilities.image))
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(model, "thinker", model)
         self._drop = specials_except(processor.tokenizer, self._inputs.keep)
@@ -173,13 +172,6 @@ class TransformersEngine(Engine):
         if self._compile:
             self.fast = CompiledDecode(generator, all_devices=device_kind(self.device) == "cpu")
 
-    def _probe(self) -> list[dict]:
-        """A short request with every input the model takes: what the warm-up answers."""
-        content: list[dict] = [{"type": "text", "text": "Hello!"}]
-        if self._capabilities and self._capabilities.image:
-            content.insert(0, {"type": "image", "image": Image.new("RGB", (64, 64), "white")})
-        return [{"role": "user", "content": content}]
-
     def _warm_up(self) -> None:
         """One short answer through the whole path, so the first user does not pay for first-call costs; on a
         CPU, then the decode steps timed with and without oneDNN (``cpudecode.choose``)."""
@@ -187,7 +179,8 @@ class TransformersEngine(Engine):
 
         def answer(tokens: int = tokens) -> float:
             stats = GenerationStats()
-            for _ in self.stream(self._probe(), GenerationParams(tokens, 0.0), threading.Event(), stats):
+            params = GenerationParams(tokens, 0.0)
+            for _ in self.stream(probe(self._capabilities.image), params, threading.Event(), stats):
                 pass
             return stats.tokens_per_s or 0.0
 
@@ -250,7 +243,7 @@ class TransformersEngine(Engine):
         if opened:  # the prompt opened the reasoning: the stream says so
             streamer.on_finalized_text(OPEN)
         stats.prompt_tokens = int(ids.shape[-1])
-        stats.media_tokens = self._media_tokens(ids, messages)
+        stats.media_tokens = media_tokens(ids, messages, self._token_ids)
         stats.frames = sum(len(p["video"]) for p in content_parts(messages) if p.get("type") == "video")
         max_new_tokens = self.check_context(stats.prompt_tokens, params.max_new_tokens)
         sampling = (
@@ -284,14 +277,6 @@ class TransformersEngine(Engine):
                 stats.prompt_tokens, stats.generated_tokens, " (stopped)" if stats.cancelled else "",
                 stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
             )
-
-    def _media_tokens(self, ids: torch.Tensor, messages: list[dict]) -> dict[str, int]:
-        """Prompt tokens per modality; SmolVLM's video frames are image tokens, counted as the video's."""
-        counts = {name: count for name, token in self._token_ids.items() if (count := int((ids == token).sum()))}
-        kinds = {p.get("type") for p in content_parts(messages)}
-        if {"video", "image"} & kinds == {"video"} and "image" in counts and "video" not in counts:
-            counts["video"] = counts.pop("image")
-        return counts
 
     def score(self, messages: list[dict], answers: list[str], cancel: threading.Event | None = None) -> list[float]:
         """log P(answer | messages) of each answer as the model's whole reply (end of turn included); raises
