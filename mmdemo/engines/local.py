@@ -173,13 +173,14 @@ class TransformersEngine(Engine):
             self.fast = CompiledDecode(generator, all_devices=device_kind(self.device) == "cpu")
 
     def _warm_up(self) -> None:
-        """One short answer through the whole path, so the first user does not pay for first-call costs; on a
-        CPU, then the decode steps timed with and without oneDNN (``cpudecode.choose``)."""
+        """One short answer through the whole path (and one spoken, where the model speaks), so the first user
+        does not pay for first-call costs; on a CPU, then the decode steps timed with and without oneDNN
+        (``cpudecode.choose``)."""
         tokens = 8 if self.fast else 2  # the compiled path captures its graphs in the first decode steps
 
-        def answer(tokens: int = tokens) -> float:
+        def answer(tokens: int = tokens, speak: bool = False) -> float:
             stats = GenerationStats()
-            params = GenerationParams(tokens, 0.0)
+            params = GenerationParams(tokens, 0.0, speak=speak)
             for _ in self.stream(probe(self._capabilities.image), params, threading.Event(), stats):
                 pass
             return stats.tokens_per_s or 0.0
@@ -188,6 +189,8 @@ class TransformersEngine(Engine):
             self.fast.warm_up(answer)
         else:
             answer()
+        if self._capabilities.speech:  # the talker's and the vocoder's first call (16 s on an H100) too
+            answer(2, speak=True)
         if device_kind(self.device) == "cpu":
             self.cpu_decode = choose(self._generator.get_decoder(), lambda: answer(6))
 
