@@ -37,6 +37,16 @@ def test_the_model_reads_its_streamed_answer_in_its_own_voice(speaking):
     assert "" in spoken  # while the voice is made after the text, the stream still reports
 
 
+def test_it_speaks_about_a_photo_too(speaking):
+    from PIL import Image
+
+    photo = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (96, 64), "red")},
+                                          {"type": "text", "text": "What is this?"}]}]
+    stats = GenerationStats()
+    text = "".join(speaking.stream(photo, SPEAK, threading.Event(), stats))
+    assert text and stats.media_tokens.get("image") and stats.speech[1].size > 0
+
+
 def test_without_the_switch_the_speech_head_is_not_loaded(tiny):
     engine = TransformersEngine(str(tiny["qwen2_5_omni_speech"]), "cpu")
     engine.load()

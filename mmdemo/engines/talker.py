@@ -2,9 +2,9 @@
 
 transformers' composite ``generate`` runs the thinker (the text streams through its streamer as on the text
 path), then the talker (speech codes) and the vocoder (a waveform), in one piece: the audio comes once the
-text is complete. Generation settings are the thinker's (``thinker_`` prefix); the processor's tensors go to
-both, as the library routes them; Stop reaches the talker through its stopping criteria and the vocoder through
-the engine's per-layer cancel hooks.
+text is complete. Generation settings and pixels are the thinker's (``thinker_`` prefix); the processor's
+other tensors go to both, as the library routes them; Stop reaches the talker through its stopping criteria
+and the vocoder through the engine's per-layer cancel hooks.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 SAMPLE_RATE = 24_000  # Qwen2.5-Omni's vocoder (BigVGAN at 24 kHz)
 CODES_PER_TOKEN = 25  # speech codes (50 a second) per answer token at most: a bound, speech needs ~15
+# the thinker's alone: generation settings, and the pixels (the talker takes the grids, and refuses pixels)
 _THINKER_ONLY = ("streamer", "stopping_criteria", "max_new_tokens", "do_sample", "temperature", "top_p",
-                 "pad_token_id")
+                 "pad_token_id", "pixel_values", "pixel_values_videos")
 
 
 def speaks(model: torch.nn.Module) -> bool:
