@@ -1,7 +1,7 @@
 """The GPU default on a CUDA GPU: raw ``generate``, the engine's plain path and its compiled path, side by side.
 
     python bench/gpu.py                      # full-size random-weight Qwen2.5-Omni-7B, built on the GPU
-    python bench/gpu.py --out gpu.md --budget-s 420
+    python bench/gpu.py --out gpu.md --budget-s 420 --profile profile.txt
 
 Builds the default GPU chat model at its published sizes from its real config (``tests/realish``; random
 weights: speed does not depend on their values), loads it through the engine's own ``from_pretrained`` path
@@ -9,7 +9,10 @@ and measures, in one run: time to first token with one 1 MP photo, decode tokens
 at once (the plain path with ``--concurrency 8``, one worker thread each; the compiled path with the default
 ``--concurrency 1``, the others queued), peak GPU memory, and the decode
 speed as a fraction of the memory-bandwidth limit (bytes of the weights read per token × tok/s ÷ the GPU's
-bandwidth). Writes the table to ``--out`` after every step, so a run cut short still leaves its rows.
+bandwidth). The compiled path is also timed as first built (one 8K cache, the host waiting for every token) and
+with each of its two later changes alone; ``--profile`` records one compiled answer with ``torch.profiler``
+(the GPU's busy time, the top operations, a Chrome trace). Writes the table to ``--out`` after every step, so
+a run cut short still leaves its rows.
 """
 
 from __future__ import annotations
