@@ -83,7 +83,7 @@ class CompiledDecode:
                 cache.reset()
         return {"cache": cache, "compile_config": self.config}
 
-    def warm_up(self, answer: Callable[[], None]) -> None:
+    def warm_up(self, answer: Callable[[], object]) -> None:
         """Compile the step for every cache size: ``answer`` a short request once per size."""
         for size in self.sizes:
             self._warming = size
