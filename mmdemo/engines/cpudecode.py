@@ -5,7 +5,8 @@ Measured on this project's 2-core CPU (docs/PERFORMANCE.md): SmolVLM2-256M decod
 fast, but Qwen3.5's Gated-DeltaNet layers 4.5× slower; so the engine times a few decode steps both ways at
 warm-up and keeps the faster (``choose``). oneDNN off everywhere made the vision encoder 8× slower. The switch
 is PyTorch's process-wide flag, set before each forward pass of the language model by a pre-hook and put back
-when the answer ends; on a CPU all model work runs on one thread (``workers.py``), so nothing else sees it.
+when the answer ends; on a CPU all model work runs on one thread (``workers.py``), so nothing else sees it
+(with ``--concurrency`` above 1, another thread may run a step under the other setting: slower, not wrong).
 """
 
 from __future__ import annotations
