@@ -3,8 +3,11 @@
     python bench/overhead.py                       # full-size random-weight SmolVLM2-256M, built locally
     python bench/overhead.py --model tiny/smolvlm  # any checkpoint folder
 
-Same model, prompt (one 640×480 photo + a question), greedy decoding and token count for all three;
-prints time to first token (p50/p95) and decode tokens/s, with each as a ratio to raw ``generate``.
+Same model, prompt (one 640×480 photo + a question), greedy decoding and token count for every path: raw
+``generate`` (transformers as it comes), the engine, and the whole app through gradio_client and through a lean
+HTTP client (upload, Gradio's REST call, server-sent events on one connection); prints time to first token
+(p50/p95) and decode tokens/s, each as a ratio to raw ``generate``, the app's time beyond the engine's own first
+token, and how many greedy choices the engine's CPU decode steps share with oneDNN's (teacher-forced).
 """
 
 from __future__ import annotations
