@@ -73,10 +73,8 @@ class InputBuilder:
         tokenizer = processor.tokenizer  # type: ignore[attr-defined]
         known = lambda token: tokenizer.convert_tokens_to_ids(token) not in (None, tokenizer.unk_token_id)  # noqa: E731
         self.thinking = detect(getattr(processor, "chat_template", None), known)
-        marks = (self.thinking.open_token, self.thinking.close) if self.thinking else ()
-        specials = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
-        self.keep = tuple(t for t in marks if t in specials)  # special marks the streamer must write out
-        self.mark_ids = tuple(tokenizer.convert_tokens_to_ids(list(marks))) if marks else None
+        self.marks = (self.thinking.open_token, self.thinking.close) if self.thinking else ()  # open, close
+        self.mark_ids = tuple(tokenizer.convert_tokens_to_ids(list(self.marks))) if self.marks else None
         self._control = sorted((t.content for t in tokenizer.added_tokens_decoder.values() if len(t.content) > 1),
                                key=len, reverse=True)
 

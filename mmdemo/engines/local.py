@@ -165,7 +165,7 @@ class TransformersEngine(Engine):
         self._inputs.check_sanitizer(probe(self._capabilities.image))
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(model, "thinker", model)
-        self._drop = specials_except(processor.tokenizer, self._inputs.keep)
+        self._drop = specials_except(processor.tokenizer, self._inputs.marks)
         self._turn_end = turn_end(processor, generator.generation_config.eos_token_id)
         self._processor = processor
         self._model, self._generator = model, generator

@@ -62,11 +62,12 @@ class CancelCheck(StoppingCriteria):
 
 def specials_except(tokenizer: object, keep: tuple[str, ...]) -> re.Pattern | None:
     """A pattern of the tokenizer's special tokens other than ``keep`` (a template's reasoning marks, written
-    out), for :class:`BatchingStreamer` to leave out; ``None`` when nothing is kept. Built once per model."""
-    if not keep:
+    out), for :class:`BatchingStreamer` to leave out; ``None`` when none of ``keep`` is special (then all special
+    tokens are left out as usual). Built once per model."""
+    specials = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}  # type: ignore[attr-defined]
+    if not specials & set(keep):
         return None
-    specials = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special} - set(keep)  # type: ignore[attr-defined]
-    return re.compile("|".join(map(re.escape, sorted(specials, key=len, reverse=True))))
+    return re.compile("|".join(map(re.escape, sorted(specials - set(keep), key=len, reverse=True))))
 
 
 class BatchingStreamer(TextIteratorStreamer):
