@@ -157,7 +157,7 @@ class ChatHandlers:
         banner = banner_markdown(current, self.showcase, lang)
         line = status_markdown(current, lang, takes(self.service, lang))
         serving = self.service.models.engine.capabilities if current.state in SERVING else None
-        own = self._speaks()  # the chat model reads its answers itself
+        own = bool(serving and serving.speech)  # the chat model reads its answers itself
         separate = self.extras.speaker
         mute = separate.unavailable if separate is not None and not own else None
         return (gr.Markdown(line, elem_classes=[f"state-{current.state}"]),
