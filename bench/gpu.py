@@ -9,8 +9,9 @@ and measures, in one run: time to first token with one 1 MP photo, decode tokens
 at once (the plain path with ``--concurrency 8``, one worker thread each; the compiled path with the default
 ``--concurrency 1``, the others queued), peak GPU memory, and the decode
 speed as a fraction of the memory-bandwidth limit (bytes of the weights read per token × tok/s ÷ the GPU's
-bandwidth). The compiled path is also timed as first built (one 8K cache, the host waiting for every token) and
-with each of its two later changes alone; ``--profile`` records one compiled answer with ``torch.profiler``
+bandwidth). ``--history`` also times the compiled path as first built (one 8K cache, the host waiting for every
+token) and with each of its two later changes alone; ``--tune`` recompiles it with inductor's tuning options
+(coordinate-descent tuning; ``mode="max-autotune"``); ``--profile`` records one compiled answer with ``torch.profiler``
 (the GPU's busy time, the top operations, a Chrome trace). Writes the table to ``--out`` after every step, so
 a run cut short still leaves its rows.
 """
@@ -106,9 +107,9 @@ def measure(name: str, engine: TransformersEngine, run: object, args: argparse.N
     report.add(f"| {name} | {ttft * 1000:.0f} ms | {speed:.1f} | {many} | {peak:.1f} GiB | {share} |")
 
 
-def compiled(engine: TransformersEngine, args: argparse.Namespace, limit: float | None, report: Report) -> None:
+def history(engine: TransformersEngine, args: argparse.Namespace, limit: float | None, report: Report) -> None:
     """The compiled path as it was first built (one 8K cache, the host waiting for every token), then each
-    change alone, then as it runs (the smallest cache that fits, the end learnt one step late; 8 users too)."""
+    of its two later changes alone (the smallest cache that fits; the end learnt one step late)."""
     fast, sizes = engine.fast, engine.fast.sizes
     for name, only, defer in (("one 8K cache, host waits per token", sizes[-1:], False),
                               ("smallest cache, host waits per token", sizes, False),
@@ -116,7 +117,30 @@ def compiled(engine: TransformersEngine, args: argparse.Namespace, limit: float 
         fast.sizes, fast.defer = only, defer
         measure(f"mmdemo engine, compiled decode: {name}", engine, run_engine, args, limit, report, users=False)
     fast.sizes, fast.defer = sizes, True
-    measure("mmdemo engine, compiled decode, --concurrency 1 (as it runs)", engine, run_engine, args, limit, report)
+
+
+TUNINGS = {"descent": ("inductor's coordinate-descent tuning", {"mode": None, "options": {
+               "triton.cudagraphs": True, "coordinate_descent_tuning": True}}),  # reduce-overhead's cudagraphs too
+           "max-autotune": ("mode max-autotune (inductor's own matrix-product kernels)", {"mode": "max-autotune"})}
+
+
+def tuned(engine: TransformersEngine, args: argparse.Namespace, limit: float | None, report: Report) -> None:
+    """The compiled path recompiled with each of inductor's tuning options in ``args.tune`` (the smallest cache
+    only, which a photo and its answer take): one row each, with its warm-up time. Experiments, not the app."""
+    from transformers import CompileConfig
+
+    fast = engine.fast
+    sizes, config = fast.sizes, fast.config
+    fast.sizes = sizes[:1]
+    for key in args.tune:
+        name, settings = TUNINGS[key]
+        fast.config = CompileConfig(dynamic=False, **settings)
+        fast.config._compile_all_devices = config._compile_all_devices  # a --device cpu dry run compiles too
+        started = time.perf_counter()
+        fast.warm_up(lambda: run_engine(engine, 8, photo()))
+        name = f"{name}, warm-up {time.perf_counter() - started:.0f} s"
+        measure(f"mmdemo engine, compiled decode with {name}", engine, run_engine, args, limit, report, users=False)
+    fast.sizes, fast.config = sizes, config
 
 
 def agreement(engine: TransformersEngine, tokens: int) -> str:
@@ -177,6 +201,10 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=420, help="skip the 8-user runs past this")
     parser.add_argument("--out", type=Path, default=Path("gpu-bench.md"))
     parser.add_argument("--profile", type=Path, help="also profile one compiled answer; its tables to this file")
+    parser.add_argument("--history", action="store_true", help="also the compiled path as first built, and each "
+                        "of its two later changes alone")
+    parser.add_argument("--tune", nargs="+", choices=sorted(TUNINGS), default=[],
+                        help="also the compiled path recompiled with these of inductor's tuning options")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script on a tiny --model folder")
     args = parser.parse_args()
     args.deadline = time.monotonic() + args.budget_s
@@ -207,10 +235,15 @@ def main() -> None:
         measure(f"mmdemo engine, plain decode, --concurrency {USERS}", engine, run_engine, args, limit, report)
         engine.fast, engine.workers = fast, single
         if fast:  # the graphs belong to the one worker thread; 8 users queue for it
-            compiled(engine, args, limit, report)
+            if args.history:
+                history(engine, args, limit, report)
+            measure("mmdemo engine, compiled decode, --concurrency 1 (as it runs)", engine, run_engine, args, limit,
+                    report)
             report.add(f"\n{agreement(engine, 32)}; compiled path state: {fast.state}")
             if args.profile:
                 report.add(profile(engine, args.tokens, args.profile))
+            if args.tune:
+                tuned(engine, args, limit, report)
 
 
 if __name__ == "__main__":

@@ -105,3 +105,12 @@ def test_closing_the_engine_lets_go_of_the_compiled_paths_model(tiny):
     engine.close()
     gc.collect()
     assert engine.fast is None and model() is None  # a model switch frees the old model's memory
+
+
+def test_a_model_with_sliding_window_layers_keeps_the_plain_path_and_says_why(twins):
+    engine = TransformersEngine(str(twins["gemma-4-e2b-it"]), "cpu", compile_decode=True)  # Gemma 4: sliding layers
+    engine.load()  # compiled, its warm-up hit torch's recompile limit: one recompilation per token
+    assert engine.fast.state == "unsupported" and engine.fast.kwargs(10, 24) == {}
+    assert not hasattr(engine._generator, "_compiled_call")  # nothing was compiled, at warm-up or since
+    assert "plain decode (sliding-window attention" in engine.status().detail
+    assert answer(engine, 8)[1].generated_tokens == 8

@@ -9,6 +9,10 @@ kernels failed on an H200 with torch 2.11), the first that answers, at warm-up: 
 the compiled path, the other workers' (``--concurrency`` above 1) the plain path. So do a request whose prompt
 and answer fit no cache and every request after a failed compilation.
 
+Models with sliding-window attention layers (Gemma 4) keep the plain path: transformers' static sliding-window
+cache counts its length in a Python integer, so the compiled step is recompiled at every token until the window
+is full (Gemma 4 E2B on an H100: warm-up 167 s, then torch's recompile limit and eager steps).
+
 On the compiled path ``generate`` also learns of a finished answer one step late (transformers'
 ``DeferredStopCheck``, which it uses on Apple GPUs only), so the host queues the next step while the GPU runs
 this one instead of waiting for each token.
@@ -46,6 +50,12 @@ class _DeferredOnGpus(_DeferredStopCheck):
         return _DeferredStopCheck.is_supported(device, cache, cache_is_returned, is_assistant)
 
 
+def sliding(model: torch.nn.Module) -> bool:
+    """Whether the model's static cache has sliding-window layers (``StaticSlidingWindowLayer``)."""
+    cache = StaticCache(config=model.config.get_text_config(decoder=True), max_cache_len=CACHE_SIZES[0])
+    return any(getattr(layer, "is_sliding", False) for layer in cache.layers)
+
+
 class CompiledDecode:
     """Generate kwargs for the compiled path of one model, and whether it is on."""
 
@@ -56,7 +66,7 @@ class CompiledDecode:
         self.sizes = sizes
         self.config = CompileConfig(mode="reduce-overhead" if not all_devices else "default", dynamic=False)
         self.config._compile_all_devices = all_devices or None
-        self.state = "on"  # "on" until a compiled run fails, then "failed"
+        self.state = "unsupported" if sliding(model) else "on"  # "on" until a compiled run fails, then "failed"
         self._owner: int | None = None  # the worker thread whose graphs these are
         self._caches: dict[int, StaticCache] = {}
         self._warming: int | None = None  # the size a warm-up request takes
@@ -84,8 +94,9 @@ class CompiledDecode:
         return {"cache": cache, "compile_config": self.config}
 
     def warm_up(self, answer: Callable[[], object]) -> None:
-        """Compile the step for every cache size: ``answer`` a short request once per size."""
-        for size in self.sizes:
+        """Compile the step for every cache size: ``answer`` a short request once per size (once, plainly, where
+        the path is off)."""
+        for size in self.sizes if self.state == "on" else (None,):
             self._warming = size
             try:
                 answer()
@@ -122,4 +133,6 @@ class CompiledDecode:
         """A few words for the status line."""
         graphs = ", CUDA graphs" if self.config.mode == "reduce-overhead" else ""
         sizes = " and ".join(f"{n // 1024}K" for n in self.sizes)
+        if self.state == "unsupported":
+            return "plain decode (sliding-window attention would recompile a compiled step at every token)"
         return f"compiled decode (static caches of {sizes} tokens{graphs})" if self.state == "on" else "plain decode"
