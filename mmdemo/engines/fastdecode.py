@@ -9,9 +9,10 @@ kernels failed on an H200 with torch 2.11), the first that answers, at warm-up: 
 the compiled path, the other workers' (``--concurrency`` above 1) the plain path. So do a request whose prompt
 and answer fit no cache and every request after a failed compilation.
 
-Models with sliding-window attention layers (Gemma 4) keep the plain path: transformers' static sliding-window
-cache counts its length in a Python integer, so the compiled step is recompiled at every token until the window
-is full (Gemma 4 E2B on an H100: warm-up 167 s, then torch's recompile limit and eager steps).
+Sliding-window attention layers (Gemma 4) keep their keys and values at the cache's full length here, the
+mask keeping each query to its window: transformers' own static sliding-window layer counts its length in a
+Python integer, so the compiled step was recompiled at every token until the window filled (Gemma 4 E2B on an
+H100: warm-up 167 s, then torch's recompile limit and eager steps).
 
 On the compiled path ``generate`` also learns of a finished answer one step late (transformers'
 ``DeferredStopCheck``, which it uses on Apple GPUs only), so the host queues the next step while the GPU runs
@@ -26,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 from transformers import CompileConfig, StaticCache
+from transformers.cache_utils import StaticLayer
 from transformers.generation import utils as generation_utils
 
 from mmdemo.engines.base import GenerationStats
@@ -50,10 +52,19 @@ class _DeferredOnGpus(_DeferredStopCheck):
         return _DeferredStopCheck.is_supported(device, cache, cache_is_returned, is_assistant)
 
 
-def sliding(model: torch.nn.Module) -> bool:
-    """Whether the model's static cache has sliding-window layers (``StaticSlidingWindowLayer``)."""
-    cache = StaticCache(config=model.config.get_text_config(decoder=True), max_cache_len=CACHE_SIZES[0])
-    return any(getattr(layer, "is_sliding", False) for layer in cache.layers)
+class _WindowAtFullLength(StaticLayer):
+    """A sliding-window layer's cache held at the static cache's full length, with nothing but tensors changing
+    from step to step; the sliding-window mask (sized by the first sliding layer) keeps queries to the window."""
+
+    is_sliding = True
+
+
+def static_cache(config: object, size: int) -> StaticCache:
+    """A static cache of ``size`` tokens for a model's text config, its sliding-window layers at full length."""
+    cache = StaticCache(config=config, max_cache_len=size)
+    cache.layers = [_WindowAtFullLength(max_cache_len=size) if getattr(layer, "is_sliding", False) else layer
+                    for layer in cache.layers]
+    return cache
 
 
 class CompiledDecode:
@@ -66,7 +77,7 @@ class CompiledDecode:
         self.sizes = sizes
         self.config = CompileConfig(mode="reduce-overhead" if not all_devices else "default", dynamic=False)
         self.config._compile_all_devices = all_devices or None
-        self.state = "unsupported" if sliding(model) else "on"  # "on" until a compiled run fails, then "failed"
+        self.state = "on"  # "on" until a compiled run fails, then "failed"
         self._owner: int | None = None  # the worker thread whose graphs these are
         self._caches: dict[int, StaticCache] = {}
         self._warming: int | None = None  # the size a warm-up request takes
@@ -86,17 +97,15 @@ class CompiledDecode:
             return {}
         cache = self._caches.get(size)
         if cache is None:
-            cache = self._caches[size] = StaticCache(config=self.model.config.get_text_config(decoder=True),
-                                                     max_cache_len=size)
+            cache = self._caches[size] = static_cache(self.model.config.get_text_config(decoder=True), size)
         else:
             with torch.inference_mode():  # its tensors were made in inference mode
                 cache.reset()
         return {"cache": cache, "compile_config": self.config}
 
     def warm_up(self, answer: Callable[[], object]) -> None:
-        """Compile the step for every cache size: ``answer`` a short request once per size (once, plainly, where
-        the path is off)."""
-        for size in self.sizes if self.state == "on" else (None,):
+        """Compile the step for every cache size: ``answer`` a short request once per size."""
+        for size in self.sizes:
             self._warming = size
             try:
                 answer()
@@ -133,6 +142,4 @@ class CompiledDecode:
         """A few words for the status line."""
         graphs = ", CUDA graphs" if self.config.mode == "reduce-overhead" else ""
         sizes = " and ".join(f"{n // 1024}K" for n in self.sizes)
-        if self.state == "unsupported":
-            return "plain decode (sliding-window attention would recompile a compiled step at every token)"
         return f"compiled decode (static caches of {sizes} tokens{graphs})" if self.state == "on" else "plain decode"
