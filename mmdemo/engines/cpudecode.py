@@ -1,12 +1,15 @@
-"""On a CPU, oneDNN for many rows only: the language model's one-token decode steps run PyTorch's own bf16
-kernels, everything else (vision and audio encoders, the prefill) keeps oneDNN.
+"""On a CPU, oneDNN for many rows only: the language model's linear layers (its head included) multiply a
+single row (a one-token decode step) with PyTorch's own bf16 kernels; everything else (vision and audio
+encoders, the prefill, convolutions, attention) keeps oneDNN.
 
-Measured on this project's 2-core CPU (docs/PERFORMANCE.md): SmolVLM2-256M decodes 1.9× and Qwen3-VL-2B 2.4× as
-fast, but Qwen3.5's Gated-DeltaNet layers 4.5× slower; so the engine times a few decode steps both ways at
-warm-up and keeps the faster (``choose``). oneDNN off everywhere made the vision encoder 8× slower. The switch
-is PyTorch's process-wide flag, set before each forward pass of the language model by a pre-hook and put back
-when the answer ends; on a CPU all model work runs on one thread (``workers.py``), so nothing else sees it
-(with ``--concurrency`` above 1, another thread may run a step under the other setting: slower, not wrong).
+Measured on this project's 2-core CPU (docs/PERFORMANCE.md): SmolVLM2-256M decodes 1.7× and Qwen3.5-0.8B 1.8×
+as fast. Only the linear layers: with oneDNN off for the whole decode step, Qwen3.5's Gated-DeltaNet layers
+were 4.5× slower (their depthwise convolution takes 38 ms instead of 0.07 ms without oneDNN), and oneDNN off
+everywhere made the vision encoder 8× slower. The engine still times a few decode steps both ways at warm-up
+and keeps the faster (``choose``). The switch is PyTorch's process-wide flag, set by a pre-hook on each linear
+layer and put back by a hook after it; on a CPU all model work runs on one thread (``workers.py``), so nothing
+else sees it (with ``--concurrency`` above 1, another thread may run a step under the other setting: slower,
+not wrong).
 """
 
 from __future__ import annotations
@@ -17,15 +20,35 @@ from collections.abc import Callable, Iterator
 import torch
 
 
-def decode_without_onednn(decoder: torch.nn.Module) -> torch.utils.hooks.RemovableHandle:
-    """Turn oneDNN off for ``decoder``'s one-token steps and on for longer inputs (the prefill)."""
+class Switch:
+    """The hooks that turn oneDNN off around one-row products; ``remove`` takes them all away."""
 
-    def switch(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        tokens = next((kwargs[key] for key in ("input_ids", "inputs_embeds") if kwargs.get(key) is not None),
-                      args[0] if args else None)
-        torch.backends.mkldnn.enabled = tokens is None or tokens.shape[1] > 1
+    def __init__(self, handles: list[torch.utils.hooks.RemovableHandle]) -> None:
+        self.handles = handles
 
-    return decoder.register_forward_pre_hook(switch, with_kwargs=True)
+    def remove(self) -> None:
+        """Take the hooks away: every product runs with oneDNN again."""
+        for handle in self.handles:
+            handle.remove()
+
+
+def decode_without_onednn(generator: torch.nn.Module) -> Switch:
+    """Turn oneDNN off while a linear layer of ``generator``'s language model or its head multiplies one row,
+    and back to what it was after it."""
+    before: list[bool] = []
+
+    def off(module: torch.nn.Module, args: tuple) -> None:
+        before[:] = [torch.backends.mkldnn.enabled]
+        rows = args[0] if args else None
+        torch.backends.mkldnn.enabled = rows is None or rows.numel() != rows.shape[-1]
+
+    def back(module: torch.nn.Module, args: tuple, output: object) -> None:
+        torch.backends.mkldnn.enabled = before[0] if before else True
+
+    layers = [m for m in generator.get_decoder().modules() if isinstance(m, torch.nn.Linear)]
+    layers.append(generator.get_output_embeddings())
+    return Switch([hook for layer in layers for hook in (layer.register_forward_pre_hook(off),
+                                                         layer.register_forward_hook(back))])
 
 
 @contextlib.contextmanager
@@ -38,12 +61,12 @@ def onednn_restored() -> Iterator[None]:
         torch.backends.mkldnn.enabled = before
 
 
-def choose(decoder: torch.nn.Module, decode_speed: Callable[[], float]) -> torch.utils.hooks.RemovableHandle | None:
-    """Time ``decode_speed()`` (tokens/s of a short answer) with oneDNN, then without it for the decode steps;
-    keep the switch (its hook) only when that decodes faster, by 10 % or more (0: the answer was too short to
-    tell)."""
+def choose(generator: torch.nn.Module, decode_speed: Callable[[], float]) -> Switch | None:
+    """Time ``decode_speed()`` (tokens/s of a short answer) with oneDNN, then without it for the one-row
+    products; keep the switch (its hooks) only when that decodes faster, by 10 % or more (0: the answer was too
+    short to tell)."""
     plain = decode_speed()
-    switch = decode_without_onednn(decoder)
+    switch = decode_without_onednn(generator)
     if plain and decode_speed() >= 1.1 * plain:
         return switch
     switch.remove()

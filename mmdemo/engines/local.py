@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from concurrent.futures import wait
 
 import torch
-from torch.utils.hooks import RemovableHandle
 from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
 
 from mmdemo.engines.anatomy import StageClock, has_audio_encoder, model_parts
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
-from mmdemo.engines.cpudecode import choose, onednn_restored
+from mmdemo.engines.cpudecode import Switch, choose, onednn_restored
 from mmdemo.engines.device import free_memory, pick_dtype
 from mmdemo.engines.failures import generate_error, load_error
 from mmdemo.engines.fastdecode import CompiledDecode
@@ -65,7 +64,7 @@ class TransformersEngine(Engine):
         self._compile = device_kind(device) == "cuda" if compile_decode is None else compile_decode
         self._speech = speech
         self.fast: CompiledDecode | None = None
-        self.cpu_decode: RemovableHandle | None = None  # the CPU's decode steps without oneDNN (``cpudecode``)
+        self.cpu_decode: Switch | None = None  # the CPU's one-row products without oneDNN (``cpudecode``)
         self._model = None
         self._generator = None  # what generates the text: the model, or an omni model's thinker
         self._processor = None
@@ -192,7 +191,7 @@ class TransformersEngine(Engine):
         if self._capabilities.speech:  # the talker's and the vocoder's first call (16 s on an H100) too
             answer(2, speak=True)
         if device_kind(self.device) == "cpu":
-            self.cpu_decode = choose(self._generator.get_decoder(), lambda: answer(6))
+            self.cpu_decode = choose(self._generator, lambda: answer(6))
 
     def stream(
         self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
