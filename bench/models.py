@@ -51,7 +51,7 @@ def measure(name: str, runs: int, tokens: int) -> dict:
         engine.load()
         params = sum(p.numel() for p in engine._model.parameters())
         result: dict = {"model": name, "parameters": params, "built_s": built, "threads": torch.get_num_threads(),
-                        "onednn": "without" if engine.cpu_decode else "with"}  # the decode steps, chosen at warm-up
+                        "onednn": engine.cpu_decode.description if engine.cpu_decode else "with oneDNN"}  # warm-up's
         for kind, content in asks.items():
             firsts, speeds = [], []
             for _ in range(runs):
@@ -78,8 +78,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.one, args.runs, args.tokens)))
         return
-    print("| model | parameters | first token, 1 MP photo | first token, text | decode tok/s | decode steps | "
-          "peak memory |")
+    print("| model | parameters | first token, 1 MP photo | first token, text | decode tok/s | "
+          "oneDNN (chosen at warm-up) | peak memory |")
     print("|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         run = subprocess.run([sys.executable, __file__, "--one", name, "--runs", str(args.runs), "--tokens",
@@ -89,7 +89,7 @@ def main() -> None:
             continue
         r = json.loads(run.stdout.strip().splitlines()[-1])
         print(f"| {name} | {r['parameters'] / 1e9:.2f}B | {r['ttft_photo']:.1f} s ({r['prompt_photo']} tokens) | "
-              f"{r['ttft_text']:.1f} s ({r['prompt_text']} tokens) | {r['tok_s_text']:.1f} | {r['onednn']} oneDNN | "
+              f"{r['ttft_text']:.1f} s ({r['prompt_text']} tokens) | {r['tok_s_text']:.1f} | {r['onednn']} | "
               f"{r['peak_gb']:.1f} GB |", flush=True)
 
 

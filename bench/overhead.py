@@ -34,7 +34,7 @@ from PIL import Image  # noqa: E402
 from transformers import StoppingCriteriaList  # noqa: E402
 
 from mmdemo.engines.base import GenerationParams, GenerationStats  # noqa: E402
-from mmdemo.engines.cpudecode import decode_without_onednn, onednn_restored  # noqa: E402
+from mmdemo.engines.cpudecode import onednn_restored  # noqa: E402
 from mmdemo.engines.local import TransformersEngine  # noqa: E402
 from mmdemo.engines.workers import TorchWorkers  # noqa: E402
 
@@ -131,7 +131,7 @@ def teacher_forced(engine: TransformersEngine, tokens: int) -> tuple[int, int, f
                     steps.append(engine._generator(input_ids=answer[:, i:i + 1], past_key_values=cache).logits[0, -1])
             logits.append(torch.stack(steps).float())
     if engine.cpu_decode is not None:
-        engine.cpu_decode = decode_without_onednn(engine._generator)
+        engine.cpu_decode = engine.cpu_decode.make(engine._generator)
     on, off = logits
     return int((on.argmax(-1) == off.argmax(-1)).sum()), len(on), float((on - off).abs().max())
 
@@ -177,7 +177,7 @@ def main() -> None:
                 engine.cpu_decode.remove()  # raw generate: transformers as it comes, oneDNN in every step
             rows["raw generate"].append(workers.run(run_raw, engine, args.tokens))
             if switched:
-                engine.cpu_decode = decode_without_onednn(engine._generator)
+                engine.cpu_decode = engine.cpu_decode.make(engine._generator)
             rows["mmdemo engine"].append(run_engine(engine, args.tokens))
         agree, steps, diff = workers.run(teacher_forced, engine, args.tokens)
         if not args.skip_app:

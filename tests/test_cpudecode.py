@@ -8,16 +8,28 @@ import torch
 from test_fastdecode import MESSAGES
 
 from mmdemo.engines.base import GenerationParams
-from mmdemo.engines.cpudecode import choose, decode_without_onednn
+from mmdemo.engines.cpudecode import SWITCHES, choose, one_row_products, onednn_restored, whole_steps
+from mmdemo.engines.local import TransformersEngine
 
 
-class Generator(torch.nn.Module):
-    """A language model's shape: a decoder with a linear layer and a convolution, and a head."""
+class Decoder(torch.nn.Module):
+    """A language model's layers: a linear layer and a convolution."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.linear, self.conv, self.head = torch.nn.Linear(4, 4), torch.nn.Conv1d(4, 4, 1), torch.nn.Linear(4, 8)
-        self.decoder = torch.nn.ModuleList([self.linear, self.conv])
+        self.linear, self.conv = torch.nn.Linear(4, 4), torch.nn.Conv1d(4, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.linear(x).transpose(1, 2)).transpose(1, 2)
+
+
+class Generator(torch.nn.Module):
+    """A language model's shape: its decoder and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoder, self.head = Decoder(), torch.nn.Linear(4, 8)
+        self.linear, self.conv = self.decoder.linear, self.decoder.conv
 
     def get_decoder(self) -> torch.nn.Module:
         return self.decoder
@@ -26,13 +38,23 @@ class Generator(torch.nn.Module):
         return self.head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.linear(x)
-        return self.head(self.conv(x.transpose(1, 2)).transpose(1, 2))
+        return self.head(self.decoder(x))
+
+
+def test_whole_steps_of_one_token_run_without_onednn_and_longer_inputs_with_it():
+    model, seen = Generator(), []
+    switch = whole_steps(model)
+    model.head.register_forward_pre_hook(lambda *_: seen.append(torch.backends.mkldnn.enabled))
+    with onednn_restored():
+        for length in (5, 1, 1, 3):
+            model(torch.zeros(1, length, 4))
+    switch.remove()
+    assert seen == [True, False, False, True] and torch.backends.mkldnn.enabled
 
 
 def test_one_row_products_run_without_onednn_and_everything_else_with_it():
     model, seen = Generator(), []
-    switch = decode_without_onednn(model)
+    switch = one_row_products(model)
     for name in ("linear", "conv", "head"):
         note = lambda *_, n=name: seen.append((n, torch.backends.mkldnn.enabled))  # noqa: E731
         getattr(model, name).register_forward_pre_hook(note)
@@ -46,32 +68,34 @@ def test_one_row_products_run_without_onednn_and_everything_else_with_it():
     assert seen[-3:] == [("linear", True), ("conv", True), ("head", True)]  # removed: oneDNN everywhere
 
 
-def test_the_switch_is_kept_only_where_it_decodes_faster():
+def test_the_fastest_switch_is_kept_when_it_beats_onednn_by_a_tenth():
     model = Generator()
-    for with_onednn, without, kept in ((20.0, 40.0, True), (8.0, 1.8, False), (3.1, 3.2, False), (0.0, 5.0, False)):
-        speeds = iter((with_onednn, without))
-        switch = choose(model, lambda: next(speeds))  # noqa: B023
-        assert (switch is not None) == kept and len(model.head._forward_pre_hooks) == kept
+    assert (whole_steps, one_row_products) == SWITCHES
+    for speeds, kept in (((20.0, 40.0, 38.0), whole_steps), ((8.0, 1.8, 14.0), one_row_products),
+                         ((3.1, 3.2, 3.3), None), ((0.0, 5.0, 5.0), None)):
+        times = iter(speeds)
+        switch = choose(model, lambda: next(times))  # noqa: B023
+        assert (switch and switch.make) is kept
+        hooks = len(model.decoder._forward_pre_hooks) + len(model.head._forward_pre_hooks)
+        assert hooks == {None: 0, whole_steps: 1, one_row_products: 1}[kept]  # the others' hooks are gone
         if switch:
             switch.remove()
 
 
-def test_the_engine_decodes_without_onednn_and_leaves_it_on(smolvlm_engine):
-    generator = smolvlm_engine._generator
-    switch = smolvlm_engine.cpu_decode or decode_without_onednn(generator)  # whichever warm-up chose
+def test_the_engine_decodes_without_onednn_and_leaves_it_on(tiny):
+    engine = TransformersEngine(str(tiny["smolvlm"]), "cpu")
+    engine.load()
+    if engine.cpu_decode:  # whichever warm-up chose, this test looks at one_row_products
+        engine.cpu_decode.remove()
+    generator = engine._generator
+    engine.cpu_decode = one_row_products(generator)
     decoder = generator.get_decoder()
     first = next(module for module in decoder.modules() if isinstance(module, torch.nn.Linear))
     linear, head, norm = [], [], []
-    hooks = [module.register_forward_pre_hook(lambda *_, seen=seen: seen.append(torch.backends.mkldnn.enabled))
-             for module, seen in ((first, linear), (generator.get_output_embeddings(), head), (decoder.norm, norm))]
-    try:
-        text = "".join(smolvlm_engine.stream(MESSAGES, GenerationParams(6, 0.0), threading.Event()))
-        smolvlm_engine.score(MESSAGES, ["red", "blue"])
-    finally:
-        for hook in hooks:
-            hook.remove()
-        if switch is not smolvlm_engine.cpu_decode:
-            switch.remove()
+    for module, seen in ((first, linear), (generator.get_output_embeddings(), head), (decoder.norm, norm)):
+        module.register_forward_pre_hook(lambda *_, seen=seen: seen.append(torch.backends.mkldnn.enabled))
+    text = "".join(engine.stream(MESSAGES, GenerationParams(6, 0.0), threading.Event()))
+    engine.score(MESSAGES, ["red", "blue"])
     assert text and linear[0] and not any(linear[1:6])  # the prefill with oneDNN, the 5 decode steps without
     assert not any(head[:6])  # the head multiplies one row in the prefill too: the last token's
     assert all(norm)  # what is not a matrix product keeps oneDNN

@@ -107,7 +107,7 @@ class TransformersEngine(Engine):
                 state, detail = "degraded", f"its test answer failed ({one_line(exc)}); some requests may fail"
             warm = time.perf_counter() - started - loaded
             dtype = str(self.dtype).removeprefix("torch.")
-            fast = f", {self.fast.description}" if self.fast else ", decode without oneDNN" if self.cpu_decode else ""
+            fast = f", {(self.fast or self.cpu_decode).description}" if self.fast or self.cpu_decode else ""
             detail = detail or f"{dtype}{fast}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
             self._status = EngineStatus(state, self.model_id, self.device, detail)
             log.info("loaded %s on %s: %s", self.model_id, self.device, detail)
