@@ -64,7 +64,7 @@ class TransformersEngine(Engine):
         self._compile = device_kind(device) == "cuda" if compile_decode is None else compile_decode
         self._speech = speech
         self.fast: CompiledDecode | None = None
-        self.cpu_decode: Switch | None = None  # the CPU's one-row products without oneDNN (``cpudecode``)
+        self.cpu_decode: Switch | None = None  # where the CPU decodes without oneDNN (``cpudecode``)
         self._model = None
         self._generator = None  # what generates the text: the model, or an omni model's thinker
         self._processor = None
@@ -173,8 +173,8 @@ class TransformersEngine(Engine):
 
     def _warm_up(self) -> None:
         """One short answer through the whole path (and one spoken, where the model speaks), so the first user
-        does not pay for first-call costs; on a CPU, then the decode steps timed with and without oneDNN
-        (``cpudecode.choose``)."""
+        does not pay for first-call costs; on a CPU, then the decode steps timed with oneDNN and with each way
+        of turning it off (``cpudecode.choose``)."""
         tokens = 8 if self.fast else 2  # the compiled path captures its graphs in the first decode steps
 
         def answer(tokens: int = tokens, speak: bool = False) -> float:
