@@ -62,7 +62,7 @@ def one_row_products(generator: torch.nn.Module) -> Switch:
     layers.append(generator.get_output_embeddings())
     hooks = [hook for layer in layers for hook in (layer.register_forward_pre_hook(off),
                                                    layer.register_forward_hook(back))]
-    return Switch(hooks, "decode products without oneDNN", one_row_products)
+    return Switch(hooks, "decode matrix products without oneDNN", one_row_products)
 
 
 SWITCHES = (whole_steps, one_row_products)
