@@ -58,8 +58,8 @@ def one_row_products(generator: torch.nn.Module) -> Switch:
     def back(module: torch.nn.Module, args: tuple, output: object) -> None:
         torch.backends.mkldnn.enabled = before[0] if before else True
 
-    layers = [m for m in generator.get_decoder().modules() if isinstance(m, torch.nn.Linear)]
-    layers.append(generator.get_output_embeddings())
+    layers = [*generator.get_decoder().modules(), generator.get_output_embeddings()]
+    layers = [layer for layer in layers if isinstance(layer, torch.nn.Linear)]  # a model may have no linear head
     hooks = [hook for layer in layers for hook in (layer.register_forward_pre_hook(off),
                                                    layer.register_forward_hook(back))]
     return Switch(hooks, "decode matrix products without oneDNN", one_row_products)
