@@ -172,6 +172,7 @@ def main() -> None:
         engine.load()
         rows: dict[str, list[tuple[float, float]]] = {"raw generate": [], "mmdemo engine": []}
         switched = engine.cpu_decode is not None  # warm-up's choice
+        choice = engine.cpu_decode.description if switched else "oneDNN everywhere"
         for _ in range(args.runs):  # interleaved, so drift hits every path alike
             if switched:
                 engine.cpu_decode.remove()  # raw generate: transformers as it comes, oneDNN in every step
@@ -198,7 +199,7 @@ def main() -> None:
             breakdown = "; ".join(f"{name}: {statistics.median(o) * 1000:+.0f} ms" for name, o in over.items())
     print(f"model: {model if args.model else 'SmolVLM2-256M (random weights, full size)'}, cpu, "
           f"{torch.get_num_threads()} threads, {args.tokens} new tokens, {args.runs} runs, torch {torch.__version__}; "
-          f"engine's decode steps (chosen at warm-up): {'without' if switched else 'with'} oneDNN")
+          f"engine's CPU decode (chosen at warm-up): {choice}")
     print(_table(rows))
     print(f"\nteacher-forced greedy choices, decode steps without vs with oneDNN: {agree} of {steps} agree "
           f"(largest logit difference {diff:.3f})")
