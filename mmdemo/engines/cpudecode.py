@@ -86,8 +86,10 @@ def choose(generator: torch.nn.Module, decode_speed: Callable[[], float]) -> Swi
     for make in SWITCHES if plain else ():
         switch = make(generator)
         speed = decode_speed()
-        if speed >= fastest:
-            best, fastest, switch = switch, speed, best
-        if switch:
+        if speed < fastest:
             switch.remove()
+            continue
+        if best:
+            best.remove()
+        best, fastest = switch, speed
     return best
