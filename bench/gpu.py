@@ -53,11 +53,13 @@ def photo() -> list[dict]:
 
 
 def decode_bytes(engine: TransformersEngine) -> int:
-    """Bytes of weights one decode step reads: the language model without its input embeddings, plus its head."""
+    """Bytes of weights one decode step reads: the language model without its embedding tables (a step reads one
+    row of each: the input embeddings, Gemma's per-layer ones), plus its head."""
     generator = engine._generator
     size = lambda module: sum(p.numel() * p.element_size() for p in module.parameters())  # noqa: E731
     decoder = generator.get_decoder()
-    return size(decoder) - size(decoder.get_input_embeddings()) + size(generator.get_output_embeddings())
+    tables = sum(size(module) for module in decoder.modules() if isinstance(module, torch.nn.Embedding))
+    return size(decoder) - tables + size(generator.get_output_embeddings())
 
 
 def bandwidth(name: str, given: float | None) -> float | None:
