@@ -38,8 +38,8 @@ _HELPERS = ThreadPoolExecutor(64, thread_name_prefix="mmdemo-turn")
 class ChatEvent:
     """``notice``: something the user should know; ``transcript``: what a clip said; ``thinking``: a delta of
     the model's reasoning before its answer; ``text``: an answer delta; ``label`` / ``boxes``: a task's result,
-    as text and as ``data``; ``speech``: the answer in the model's own voice, ``data`` = (sample rate, samples);
-    ``progress``: still working (nothing new)."""
+    as text and as ``data``; ``speech``: the next chunk of the answer in the model's own voice, ``data`` =
+    (sample rate, samples); ``progress``: still working (nothing new)."""
 
     kind: Literal["notice", "transcript", "thinking", "text", "label", "boxes", "speech", "progress"]
     text: str
@@ -136,15 +136,18 @@ class ChatService:
             yield ChatEvent("notice", notice)
         for name, transcript in prepared.transcripts:
             yield ChatEvent("transcript", transcript or "(no speech heard)", title=f"Transcript of {name}")
-        split = Splitter()  # reasoning (between the canonical marks) apart from the answer
+        split, spoken = Splitter(), 0  # reasoning (between the canonical marks) apart from the answer
         try:
             for delta in itertools.chain([first] if first is not None else [], stream):
                 for kind, text in split.feed(delta) if delta else [("progress", "")]:
                     yield ChatEvent(kind, text)  # type: ignore[arg-type]
+                for clip in handle.stats.speech[spoken:]:  # the model's own voice, chunk by chunk
+                    spoken += 1
+                    yield ChatEvent("speech", "", data=clip)
             for kind, text in split.end():
                 yield ChatEvent(kind, text)  # type: ignore[arg-type]
-            if handle.stats.speech is not None:
-                yield ChatEvent("speech", "", data=handle.stats.speech)
+            for clip in handle.stats.speech[spoken:]:
+                yield ChatEvent("speech", "", data=clip)
         finally:
             cancel.set()
             stream.close()

@@ -1,13 +1,16 @@
 """The chat model's own voice (Qwen2.5-Omni's talker and vocoder, on a tiny twin that has them): loaded only
-with ``--native-voice``, it reads the streamed answer aloud after the text, and Stop ends it."""
+with ``--native-voice``, it reads the streamed answer aloud after the text, in chunks as the talker writes its
+speech codes, and Stop ends it."""
 
 import threading
 
 import numpy as np
 import pytest
+import torch
 
 from mmdemo.engines.base import GenerationParams, GenerationStats
 from mmdemo.engines.local import TransformersEngine
+from mmdemo.engines.talker import VoiceStream, _Spoken
 
 HELLO = [{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}]
 SPEAK = GenerationParams(12, 0.0, speak=True)
@@ -30,11 +33,57 @@ def test_the_model_reads_its_streamed_answer_in_its_own_voice(speaking):
     silent, quiet = answer(speaking, GenerationParams(12, 0.0))
     spoken, stats = answer(speaking, SPEAK)
     assert "".join(spoken) == "".join(silent) and stats.generated_tokens == quiet.generated_tokens == 12
-    assert quiet.speech is None
-    rate, samples = stats.speech
-    assert rate == 24_000 and samples.dtype == np.float32 and samples.ndim == 1
-    assert 0 < len(samples) <= 25 * 12 * 480 and np.isfinite(samples).all()  # 480 samples a speech code
+    assert quiet.speech == []
+    assert len(stats.speech) > 1 and {rate for rate, _ in stats.speech} == {24_000}  # chunks, at the vocoder's rate
+    samples = np.concatenate([clip for _, clip in stats.speech])
+    assert samples.dtype == np.float32 and samples.ndim == 1 and np.isfinite(samples).all()
+    assert 0 < len(samples) <= 25 * 12 * 480 and len(samples) % 480 == 0  # 480 samples a speech code, none lost
     assert "" in spoken  # while the voice is made after the text, the stream still reports
+
+
+def read(model: torch.nn.Module, codes: list[int]) -> tuple[list[np.ndarray], list[int]]:
+    """``codes`` through a ``VoiceStream`` as the talker hands them over: (the chunks, how many codes had
+    arrived when each came)."""
+    chunks, arrived = [], []
+    with torch.inference_mode():  # as the engine runs it
+        return _read(model, codes, chunks, arrived)
+
+
+def _read(model: torch.nn.Module, codes: list[int], chunks: list, arrived: list) -> tuple[list, list[int]]:
+    voice = VoiceStream(model, "Chelsie", len(codes), [8292, 8294], lambda clip: chunks.append(clip[1]),
+                        lambda: False)
+    voice.put(torch.tensor([[1, 2, 3]]))  # the talker's prompt first
+    for count, code in enumerate(codes, 1):
+        voice.put(torch.tensor([code]))
+        arrived += [count] * (len(chunks) - len(arrived))
+    with pytest.raises(_Spoken):  # then the composite's own vocoding of the whole is skipped
+        voice.end()
+    return chunks, arrived + [len(codes)] * (len(chunks) - len(arrived))
+
+
+def test_a_short_reading_is_the_vocoders_own_reading_of_the_whole(speaking):
+    model, codes = speaking._model, list(range(100, 140))  # 40 codes: less than one streamed chunk needs
+    voice = model.speaker_map["Chelsie"]
+    torch.manual_seed(0)
+    chunks, _ = read(model, codes)
+    torch.manual_seed(0)  # the same noise, drawn by transformers' token2wav
+    with torch.inference_mode():
+        whole = model.token2wav(torch.tensor([codes]), conditioning=voice["cond"].float().reshape(1, -1),
+                                reference_mel=voice["ref_mel"].float().reshape(1, *voice["ref_mel"].shape[-2:]))
+    assert len(chunks) == 1 and np.allclose(chunks[0], whole.reshape(-1).numpy(), atol=1e-5)
+
+
+def test_a_long_reading_streams_in_chunks_that_join_without_gaps(speaking):
+    codes = [(37 * i) % 8000 for i in range(200)]
+    torch.manual_seed(0)
+    chunks, arrived = read(speaking._model, codes)
+    # a chunk of 72 mel frames (36 codes) as soon as the codes of its window, 12 codes beyond it, have come; the
+    # vocoder's last 20 frames (10 codes) of each wait for the next chunk
+    assert arrived == [48, 84, 120, 156, 192, 200]
+    assert [len(c) // 480 for c in chunks] == [26, 36, 36, 36, 36, 30] and sum(map(len, chunks)) == 200 * 480
+    torch.manual_seed(0)  # the same noise
+    other, _ = read(speaking._model, codes[:48] + [5] * 152)
+    assert np.array_equal(other[0], chunks[0])  # the first chunk does not wait for, or depend on, later codes
 
 
 def test_it_speaks_about_a_photo_too(speaking):
@@ -44,7 +93,7 @@ def test_it_speaks_about_a_photo_too(speaking):
                                           {"type": "text", "text": "What is this?"}]}]
     stats = GenerationStats()
     text = "".join(speaking.stream(photo, SPEAK, threading.Event(), stats))
-    assert text and stats.media_tokens.get("image") and stats.speech[1].size > 0
+    assert text and stats.media_tokens.get("image") and sum(clip.size for _, clip in stats.speech) > 0
 
 
 def test_without_the_switch_the_speech_head_is_not_loaded(tiny):
@@ -53,17 +102,18 @@ def test_without_the_switch_the_speech_head_is_not_loaded(tiny):
     assert not engine.capabilities.speech and not engine._model.has_talker
     assert not any(role == "speech head" for role, _ in engine.capabilities.parts)
     _, stats = answer(engine, SPEAK)  # asked to speak anyway: text only
-    assert stats.speech is None and stats.generated_tokens == 12
+    assert stats.speech == [] and stats.generated_tokens == 12
 
 
-def test_stop_while_the_voice_is_made_gives_no_audio(speaking):
+def test_stop_while_the_voice_is_made_ends_it(speaking):
     cancel, stats = threading.Event(), GenerationStats()
-    for delta in speaking.stream(HELLO, SPEAK, cancel, stats):
+    for delta in speaking.stream(HELLO, GenerationParams(40, 0.0, speak=True), cancel, stats):
         if delta == "":  # the text is complete, the talker is at work
             cancel.set()
-    assert stats.cancelled and stats.speech is None and stats.generated_tokens == 12
+    assert stats.cancelled and stats.generated_tokens == 40
+    assert sum(len(clip) for _, clip in stats.speech) < 25 * 40 * 480 // 2  # cut short: up to 1 000 codes were due
     _, after = answer(speaking, SPEAK)  # the engine answers and speaks again
-    assert after.speech is not None
+    assert after.speech
 
 
 def test_the_speech_head_is_counted_apart_from_the_language_decoder(speaking):

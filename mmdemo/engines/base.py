@@ -57,7 +57,7 @@ class GenerationStats:
     cancelled: bool = False
     replayed: bool = False  # a showcase answer computed at start, shown again
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, in the order they ran
-    speech: tuple[int, object] | None = None  # the answer in the model's own voice: (sample rate, samples)
+    speech: list[tuple[int, object]] = field(default_factory=list)  # the model's own voice, chunks as they come
 
     def finish_stages(self) -> None:
         """Complete ``stages`` once generation has ended: the prefill is the time to first token not spent

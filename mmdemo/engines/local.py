@@ -261,8 +261,7 @@ class TransformersEngine(Engine):
         try:
             with torch.inference_mode(), self._clock.measure(stats), onednn_restored():
                 if params.speak and self._capabilities.speech:  # the plain path, then the model's own voice
-                    speech = spoken_answer(self._model, run, stop)
-                    stats.speech = None if stats.cancelled else speech  # a Stop cut the talker short
+                    spoken_answer(self._model, run, stop, stats.speech.append)
                 elif self.fast:
                     self.fast.generate(self._generator, run, stats)
                 else:

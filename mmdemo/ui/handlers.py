@@ -107,8 +107,8 @@ class ChatHandlers:
                     gr.Info(event.text)
                 elif event.kind == "progress":  # long work on the way: a chance to notice a disconnect
                     yield shown, keep, None, keep
-                elif event.kind == "speech":
-                    voice.take(event.data)
+                elif event.kind == "speech":  # the chat model reads the answer itself, chunk by chunk
+                    yield shown, keep, voice.take(event.data), keep
                 elif event.kind == "transcript":
                     shown.append({"role": "assistant", "content": event.text, "metadata": {"title": event.title}})
                     yield shown, keep, None, keep

@@ -110,14 +110,16 @@ class Voice:
         """``voices``: the separate voice model (``None``: none, or the chat model speaks itself: ``take``);
         ``live``: the page plays sentences as they are read (else only the whole answer is kept)."""
         self._spoken = SpokenAnswer(voices) if voices is not None else None
-        self._own: tuple[int, object] | None = None  # the chat model's own voice
+        self._own: list[tuple[int, object]] = []  # the chat model's own voice, chunk by chunk
         self._live = live
         self._path: str | None = None
         self._told = 0  # notes about skipped sentences already shown
 
-    def take(self, clip: tuple[int, object]) -> None:
-        """The whole answer read by the chat model itself (it comes after the text)."""
-        self._own = clip
+    def take(self, clip: tuple[int, object]) -> bytes | None:
+        """The next chunk of the answer read by the chat model itself (after the text, as it is made): kept for
+        the whole clip, and returned for the player (``None`` when the page does not play live)."""
+        self._own.append(clip)
+        return self._join([clip]) if self._live else None
 
     def feed(self, text: str) -> None:
         """Answer text as it streams."""
@@ -136,10 +138,7 @@ class Voice:
             self._tell()
 
     def rest(self, stop: threading.Event) -> Iterator[bytes]:
-        """The remaining sentences' audio once the text is complete, each as soon as it is ready (or the chat
-        model's own reading)."""
-        if self._own is not None and self._live and not stop.is_set():
-            yield from filter(None, [self._join([self._own])])
+        """The remaining sentences' audio once the text is complete, each as soon as it is ready."""
         if self._spoken is None:
             return
         try:
@@ -156,7 +155,7 @@ class Voice:
 
     def saved(self) -> str | None:
         """The whole spoken answer as a WAV file (``None`` when nothing was spoken)."""
-        whole = self._own or (self._spoken.whole() if self._spoken is not None else None)
+        whole = self._own_whole() or (self._spoken.whole() if self._spoken is not None else None)
         if whole is None or self._path is not None:
             return self._path
         path = Path(tempfile.mkdtemp(prefix="mmdemo-voice-")) / "answer.wav"
@@ -168,6 +167,12 @@ class Voice:
         """Drop the sentences not yet read."""
         if self._spoken is not None:
             self._spoken.cancel()
+
+    def _own_whole(self) -> tuple[int, object] | None:
+        """The chat model's own reading as one clip (``None``: it did not read)."""
+        import numpy as np
+
+        return (self._own[0][0], np.concatenate([c[1] for c in self._own])) if self._own else None
 
     @staticmethod
     def _join(clips: list[tuple[int, object]]) -> bytes | None:
