@@ -74,15 +74,16 @@ def test_a_short_reading_is_the_vocoders_own_reading_of_the_whole(speaking):
 
 
 def test_a_long_reading_streams_in_chunks_that_join_without_gaps(speaking):
-    codes = [(37 * i) % 8000 for i in range(200)]
+    codes = [(37 * i) % 8000 for i in range(800)]
     torch.manual_seed(0)
     chunks, arrived = read(speaking._model, codes)
-    # a chunk of 72 mel frames (36 codes) as soon as the codes of its window, 12 codes beyond it, have come; the
-    # vocoder's last 20 frames (10 codes) of each wait for the next chunk
-    assert arrived == [48, 84, 120, 156, 192, 200]
-    assert [len(c) // 480 for c in chunks] == [26, 36, 36, 36, 36, 30] and sum(map(len, chunks)) == 200 * 480
+    # chunks of 36, 72, then 144 codes (3, 6, then at most 12 blocks of 24 mel frames), each as soon as the codes
+    # of its window, 12 codes beyond it, have come; the vocoder's last 20 frames (10 codes) of each wait for the next
+    assert arrived == [48, 120, 264, 408, 552, 696, 800]
+    assert [len(c) // 480 for c in chunks] == [26, 72, 144, 144, 144, 144, 126]
+    assert sum(map(len, chunks)) == 800 * 480
     torch.manual_seed(0)  # the same noise
-    other, _ = read(speaking._model, codes[:48] + [5] * 152)
+    other, _ = read(speaking._model, codes[:48] + [5] * 752)
     assert np.array_equal(other[0], chunks[0])  # the first chunk does not wait for, or depend on, later codes
 
 

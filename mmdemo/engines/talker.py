@@ -3,13 +3,15 @@
 transformers' composite ``generate`` runs the thinker (the text streams through its streamer as on the text
 path), then the talker, whose speech codes reach ``VoiceStream`` one by one. It turns them into audio chunk by
 chunk with Qwen's block-wise streaming of Qwen2.5-Omni's token2wav: the DiT (flow matching; some of its layers
-attend one block of 24 mel frames behind or ahead) solves each window of 3 blocks with 2 blocks before and 1
-after as context, every window starting from its slice of one noise tensor, and BigVGAN vocodes the new mel
-frames with 20 frames of the previous ones before them; each chunk's audio ends 20 frames short, where the next
-chunk's vocoding begins. So the first audio comes after 48 codes (about a second of speech), not after the whole
-answer. Generation settings and pixels are the thinker's (``thinker_`` prefix); the processor's other tensors
-go to both, as the library routes them; Stop reaches the talker through its stopping criteria and the vocoder
-through the engine's per-layer cancel hooks.
+attend one block of 24 mel frames behind or ahead) solves each chunk's frames with 2 blocks before and 1 after
+as context, every window starting from its slice of one noise tensor, and BigVGAN vocodes the new mel frames
+with 20 frames of the previous ones before them; each chunk's audio ends 20 frames short, where the next chunk's
+vocoding begins. Qwen's chunks are 3 blocks; here the first is, so the first audio comes after 48 codes (about a
+second of speech) instead of after the whole answer, and later ones grow (6, then 12 blocks), since a window
+costs a GPU about the same whatever its length (launches; 0.66 s for 3 blocks on an H100). Generation settings
+and pixels are the thinker's (``thinker_`` prefix); the processor's other tensors go to both, as the library
+routes them; Stop reaches the talker through its stopping criteria and the vocoder through the engine's
+per-layer cancel hooks.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mmdemo.engines.streaming import CancelCheck
 
 SAMPLE_RATE = 24_000  # Qwen2.5-Omni's vocoder (BigVGAN at 24 kHz)
 CODES_PER_TOKEN = 25  # speech codes (50 a second) per answer token at most: a bound, speech needs ~15
+MAX_BLOCKS = 12  # the longest chunk, in DiT blocks (2.88 s of speech)
 OVERLAP = 20  # mel frames the vocoder sees on each side of a chunk's edge (Qwen's value for 50 Hz codes)
 STEPS, GUIDANCE, SWAY = 10, 0.5, -1.0  # token2wav's own defaults: ODE time points, guidance scale, sway sampling
 # the thinker's alone: generation settings, and the pixels (the talker takes the grids, and refuses pixels)
@@ -74,7 +77,7 @@ class VoiceStream(BaseStreamer):
         self._cond = params["cond"].to(device).float().reshape(1, -1)
         self._reference = params["ref_mel"].to(device).float().reshape(1, *params["ref_mel"].shape[-2:])
         block, self._repeats = self._dit.config.block_size, self._dit.repeats
-        self._chunk, self._past, self._future = 3 * block, 2 * block, block
+        self._block, self._past, self._future = block, 2 * block, block
         self._noise = torch.randn(1, max_codes * self._repeats, self._dit.mel_dim, device=device)
         self._eos, self._out, self._stopped = set(eos), out, stopped
         self._codes: list[int] = []
@@ -91,29 +94,34 @@ class VoiceStream(BaseStreamer):
         if self._ended:
             return
         self._codes.append(code)
-        chunk = self._mel.shape[-1] // self._chunk
-        if len(self._codes) * self._repeats >= (chunk + 1) * self._chunk + self._future:
-            self._emit(chunk, finished=False)
+        if len(self._codes) * self._repeats >= self._next_end() + self._future:
+            self._emit(finished=False)
 
     def end(self) -> None:
         """The talker has stopped: vocode what is left (unless Stop cut it short), then skip the composite's
         own vocoding of the whole sequence."""
         if len(self._codes) * self._repeats > self._mel.shape[-1] and not self._stopped():
-            self._emit(self._mel.shape[-1] // self._chunk, finished=True)
+            self._emit(finished=True)
         raise _Spoken
 
-    def _emit(self, index: int, finished: bool) -> None:
-        """Solve chunk ``index``'s window, append its new mel frames, vocode them with their left context."""
-        frames = len(self._codes) * self._repeats
-        start = max(index * self._chunk - self._past, 0)
-        stop = frames if finished else (index + 1) * self._chunk + self._future
-        new_until = frames if finished else (index + 1) * self._chunk
+    def _next_end(self) -> int:
+        """Where the next chunk's mel frames end: the first chunk is 3 blocks, each later one as long as all
+        before it and 3 blocks more (3, 6, 12), up to ``MAX_BLOCKS``: a window's cost on a GPU is mostly fixed
+        (launches), so longer chunks make more audio for it once the first has started the voice."""
+        done = self._mel.shape[-1]
+        return done + min(done + 3 * self._block, MAX_BLOCKS * self._block)
+
+    def _emit(self, finished: bool) -> None:
+        """Solve the next chunk's window, append its new mel frames, vocode them with their left context."""
+        frames, done = len(self._codes) * self._repeats, self._mel.shape[-1]
+        new_until = frames if finished else self._next_end()
+        start, stop = max(done - self._past, 0), frames if finished else new_until + self._future
         window = self._solve(start, stop)
-        self._mel = torch.cat([self._mel, window[:, :, index * self._chunk - start:new_until - start]], dim=-1)
-        begin = max(index * self._chunk - 2 * OVERLAP, 0)
+        self._mel = torch.cat([self._mel, window[:, :, done - start:new_until - start]], dim=-1)
+        begin = max(done - 2 * OVERLAP, 0)
         audio = self._vocoder(self._mel[:, :, begin:]).reshape(-1)
         hop = audio.shape[0] // (new_until - begin)
-        keep_from = 0 if index == 0 else index * self._chunk - OVERLAP
+        keep_from = 0 if done == 0 else done - OVERLAP
         keep_to = new_until if finished else new_until - OVERLAP
         self._out((SAMPLE_RATE, audio[(keep_from - begin) * hop:(keep_to - begin) * hop].float().numpy()))
 
