@@ -2,6 +2,7 @@
 with ``--native-voice``, it reads the streamed answer aloud after the text, in chunks as the talker writes its
 speech codes, and Stop ends it."""
 
+import io
 import threading
 
 import numpy as np
@@ -141,3 +142,18 @@ def test_in_the_browser_speak_the_answer_uses_the_models_own_voice(browser, tiny
         assert clip[:4] == b"RIFF" and int.from_bytes(clip[24:28], "little") == 24_000  # the vocoder's rate
     finally:
         server.stop()
+
+
+def test_the_page_plays_each_chunk_as_it_comes_and_keeps_the_whole_reading():
+    import soundfile
+
+    from mmdemo.ui.turn import Voice
+
+    first, second = np.full(480, 0.25, np.float32), np.full(960, -0.25, np.float32)
+    voice, quiet = Voice(None), Voice(None, live=False)  # the player plays live, or (no ffmpeg) not at all
+    played = [voice.take((24_000, first)), voice.take((24_000, second))]
+    assert [soundfile.info(io.BytesIO(chunk)).frames for chunk in played] == [480, 960]
+    assert quiet.take((24_000, first)) is None and quiet.saved()
+    whole, rate = soundfile.read(voice.saved(), dtype="float32")
+    assert rate == 24_000 and np.allclose(whole, np.concatenate([first, second]), atol=1e-4)
+    assert list(voice.rest(threading.Event())) == []  # nothing is played twice at the end
