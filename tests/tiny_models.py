@@ -155,17 +155,23 @@ def build_qwen2_5_omni(out: Path, thinker_only: bool = False, speech: bool = Fal
 
         _save(Qwen2_5OmniThinkerForConditionalGeneration(Qwen2_5OmniThinkerConfig(**thinker)), processor, out)
         return
-    voice = _omni_voice(ids, thinker) if speech else {}
+    voice = omni_voice(ids, thinker) if speech else {}
     model = Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=speech,
                                                                   **voice))
     _save(model, processor, out)
-    speaker = {"bos_token": ids["<|endoftext|>"]}  # from_pretrained requires the speaker file
-    if speech:  # the vocoder's speaker embedding and reference mel spectrogram
+    save_speaker(out, ids["<|endoftext|>"], speech)
+
+
+def save_speaker(out: Path, bos: int, speech: bool) -> None:
+    """The omni checkpoint's speaker file (from_pretrained requires it); with ``speech``, a stand-in voice: the
+    vocoder's speaker embedding and reference mel spectrogram."""
+    speaker = {"bos_token": bos}
+    if speech:
         speaker |= {"cond": torch.randn(1, 16), "ref_mel": torch.randn(1, 30, 80)}
     torch.save({"Chelsie": speaker}, out / "spk_dict.pt")
 
 
-def _omni_voice(ids: dict[str, int], thinker: dict) -> dict:
+def omni_voice(ids: dict[str, int], thinker: dict) -> dict:
     """Tiny talker (speech codes from the thinker's hidden states) and token2wav (DiT + BigVGAN) configs; the
     talker's text ids are the thinker's. The DiT reads every code a random talker may write (8 448)."""
     names = ("audio_token_index", "image_token_index", "video_token_index", "vision_start_token_id",
