@@ -98,6 +98,25 @@ def test_it_speaks_about_a_photo_too(speaking):
     assert text and stats.media_tokens.get("image") and sum(clip.size for _, clip in stats.speech) > 0
 
 
+def test_it_speaks_about_a_video_and_its_sound_through_the_real_template(tmp_path):
+    from helpers import ASSETS
+    from tiny_realish import build_speaking_omni
+
+    from mmdemo.conversation import build_messages
+    from mmdemo.modalities import Budget
+    from mmdemo.turns import Turn
+
+    engine = TransformersEngine(str(build_speaking_omni(tmp_path / "omni")), "cpu", speech=True)
+    engine.load()
+    asked = Turn.user("What happens?", [str(ASSETS / "clip.mp4")])
+    prepared = build_messages([], asked, system_prompt="You are a helpful assistant.",
+                              capabilities=engine.capabilities, budget=Budget())
+    stats = GenerationStats()
+    text = "".join(engine.stream(prepared.messages, GenerationParams(6, 0.0, speak=True), threading.Event(), stats))
+    assert text and stats.media_tokens.get("video") and stats.media_tokens.get("audio")  # pictures and sound
+    assert sum(clip.size for _, clip in stats.speech) > 0
+
+
 def test_without_the_switch_the_speech_head_is_not_loaded(tiny):
     engine = TransformersEngine(str(tiny["qwen2_5_omni_speech"]), "cpu")
     engine.load()

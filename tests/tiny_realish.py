@@ -185,6 +185,24 @@ def _vits(config: object) -> torch.nn.Module:
     return VitsModel(config)  # type: ignore[arg-type]
 
 
+def build_speaking_omni(out: Path) -> Path:
+    """The Qwen2.5-Omni twin (its real tokenizer, chat template, processor files and thinker config; tiny
+    weights) with ``tiny_models``' tiny speech head (talker, token2wav) and a stand-in voice."""
+    from tiny_models import omni_voice, save_speaker
+    from transformers import AutoTokenizer, Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
+
+    build_twin("qwen2.5-omni-7b", out)
+    config = json.loads((out / "config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in ("<|endoftext|>", "<|im_end|>")}
+    voice = omni_voice(ids, config["thinker_config"])
+    torch.manual_seed(0)
+    Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(**{**config, "enable_audio_output": True, **voice})
+                                        ).save_pretrained(out)
+    save_speaker(out, ids["<|endoftext|>"], speech=True)
+    return out
+
+
 def build_twins(out_dir: Path, names: list[str] | None = None) -> dict[str, Path]:
     """Every twin (or those named) in ``out_dir/<name>``."""
     return {name: build_twin(name, Path(out_dir) / name) for name in names or TWINS}
