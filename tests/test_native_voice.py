@@ -45,20 +45,17 @@ def test_the_model_reads_its_streamed_answer_in_its_own_voice(speaking):
 def read(model: torch.nn.Module, codes: list[int]) -> tuple[list[np.ndarray], list[int]]:
     """``codes`` through a ``VoiceStream`` as the talker hands them over: (the chunks, how many codes had
     arrived when each came)."""
-    chunks, arrived = [], []
+    chunks: list[np.ndarray] = []
+    arrived: list[int] = []
     with torch.inference_mode():  # as the engine runs it
-        return _read(model, codes, chunks, arrived)
-
-
-def _read(model: torch.nn.Module, codes: list[int], chunks: list, arrived: list) -> tuple[list, list[int]]:
-    voice = VoiceStream(model, "Chelsie", len(codes), [8292, 8294], lambda clip: chunks.append(clip[1]),
-                        lambda: False)
-    voice.put(torch.tensor([[1, 2, 3]]))  # the talker's prompt first
-    for count, code in enumerate(codes, 1):
-        voice.put(torch.tensor([code]))
-        arrived += [count] * (len(chunks) - len(arrived))
-    with pytest.raises(_Spoken):  # then the composite's own vocoding of the whole is skipped
-        voice.end()
+        voice = VoiceStream(model, "Chelsie", len(codes), [8292, 8294], lambda clip: chunks.append(clip[1]),
+                            lambda: False)
+        voice.put(torch.tensor([[1, 2, 3]]))  # the talker's prompt first
+        for count, code in enumerate(codes, 1):
+            voice.put(torch.tensor([code]))
+            arrived += [count] * (len(chunks) - len(arrived))
+        with pytest.raises(_Spoken):  # then the composite's own vocoding of the whole is skipped
+            voice.end()
     return chunks, arrived + [len(codes)] * (len(chunks) - len(arrived))
 
 
