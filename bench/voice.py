@@ -2,7 +2,7 @@
 vocoding the whole answer at once (as transformers' composite ``generate`` does).
 
     python bench/voice.py --device cuda --seconds 20 --runs 3     # on a GPU (about a minute on an H100)
-    python bench/voice.py --seconds 1.2 --runs 1                  # on a CPU, far slower than real time (~3 min)
+    python bench/voice.py --seconds 1.2 --runs 1                  # on a CPU, far slower than real time (~7 min)
 
 Builds Qwen2.5-Omni's token2wav (DiT + BigVGAN) at transformers' default sizes (random weights, float32 as the
 model runs it; the published checkpoint's token2wav section is not among this project's files) and feeds
