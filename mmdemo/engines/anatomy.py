@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import torch
 
-from mmdemo.engines.base import GenerationStats
+from mmdemo.engines.base import Capabilities, GenerationStats
+from mmdemo.engines.talker import speaks
+from mmdemo.grounding import json_box_frame
 
 # Attribute names the transformers multimodal models give their parts (SmolVLM/Idefics3, Qwen2.5-VL/Omni,
 # LLaVA, Gemma 3, ...). Whatever is not an encoder or a projector is the language decoder.
@@ -79,6 +81,26 @@ def has_audio_encoder(config: object) -> bool:
     """Whether the model (an omni model's thinker) has an audio encoder of its own."""
     thinker = getattr(config, "thinker_config", config)
     return getattr(thinker, "audio_config", None) is not None
+
+
+def capabilities(model: torch.nn.Module, processor: object, thinking: bool) -> Capabilities:
+    """What a loaded transformers model and its processor take and give (``thinking``: its chat template has
+    the reasoning switch)."""
+    feature_extractor = getattr(processor, "feature_extractor", None)
+    rate = getattr(feature_extractor, "sampling_rate", 16000)
+    return Capabilities(
+        image=getattr(processor, "image_processor", None) is not None,
+        audio=feature_extractor is not None and has_audio_encoder(model.config),
+        video=getattr(processor, "video_processor", None) is not None,
+        logprobs=True,
+        audio_sampling_rate=rate,
+        max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
+        context_tokens=getattr(model.config.get_text_config(), "max_position_embeddings", None),
+        thinking=thinking,
+        speech=speaks(model),
+        box_frame=json_box_frame(model.config.model_type),
+        parts=model_parts(model),
+    )
 
 
 def model_parts(model: torch.nn.Module) -> tuple[tuple[str, int], ...]:

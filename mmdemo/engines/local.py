@@ -11,7 +11,7 @@ from concurrent.futures import wait
 import torch
 from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
 
-from mmdemo.engines.anatomy import StageClock, has_audio_encoder, model_parts
+from mmdemo.engines.anatomy import StageClock, capabilities
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.engines.cpudecode import Switch, choose, onednn_restored
 from mmdemo.engines.device import free_memory, pick_dtype
@@ -28,11 +28,11 @@ from mmdemo.engines.streaming import (
     Watch,
     specials_except,
 )
-from mmdemo.engines.talker import speaks, spoken_answer
+from mmdemo.engines.talker import spoken_answer
 from mmdemo.engines.thinking import OPEN
 from mmdemo.engines.workers import TorchWorkers, interruptible, one_load_at_a_time
 from mmdemo.errors import Cancelled, UserError, one_line
-from mmdemo.grounding import json_box_frame, processed_size
+from mmdemo.grounding import processed_size
 from mmdemo.modalities import MODALITIES
 from mmdemo.presets import device_kind
 from mmdemo.zerogpu import estimate_seconds
@@ -139,27 +139,12 @@ class TransformersEngine(Engine):
                                                          device_map=self.device)
         model.eval()
         interruptible(model)
-        feature_extractor = getattr(processor, "feature_extractor", None)
-        rate = getattr(feature_extractor, "sampling_rate", 16000)
-        text_config = model.config.get_text_config()
         self._token_ids = {name: token for name, m in MODALITIES.items()
                            if (token := placeholder_id(processor, m.token)) is not None}
         self._inputs = InputBuilder(processor, self.max_image_tokens, self._token_ids.get("image"),
                                     self.processor_kwargs)
         marks = self._inputs.thinking
-        self._capabilities = Capabilities(
-            image=getattr(processor, "image_processor", None) is not None,
-            audio=feature_extractor is not None and has_audio_encoder(model.config),
-            video=getattr(processor, "video_processor", None) is not None,
-            logprobs=True,
-            audio_sampling_rate=rate,
-            max_audio_seconds=getattr(feature_extractor, "n_samples", 30 * rate) / rate,
-            context_tokens=getattr(text_config, "max_position_embeddings", None),
-            thinking=bool(marks and marks.switch),
-            speech=speaks(model),
-            box_frame=json_box_frame(model.config.model_type),
-            parts=model_parts(model),
-        )
+        self._capabilities = capabilities(model, processor, thinking=bool(marks and marks.switch))
         self._clock = StageClock(model, self.device)
         self._inputs.check_sanitizer(probe(self._capabilities.image))
         # Omni models (thinker + talker) generate their text with the thinker.
