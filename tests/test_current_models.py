@@ -1,7 +1,9 @@
-"""The current families (Qwen3-VL, Qwen3.5, Gemma 4) through the app's core on tiny twins with their real files:
-chat with an image, video, audio where the model hears, several turns, classification with log-probabilities
-up to each template's end of turn, grounding in each family's own frame."""
+"""The current families (Qwen3-VL, Qwen3.5, Gemma 4, Qwen3-Omni) through the app's core on tiny twins with their
+real files (Qwen3-Omni's assembled): chat with an image, video, audio where the model hears, several turns,
+classification with log-probabilities up to each template's end of turn, grounding in each family's own frame."""
 
+import json
+import shutil
 import threading
 
 import pytest
@@ -39,7 +41,7 @@ def run(service: ChatService, request: Request) -> tuple[str, list, GenerationSt
     return "".join(e.text for e in events if e.kind == "text"), events, handle.stats
 
 
-CURRENT = ["qwen3-vl-2b-instruct", "qwen3.5-0.8b", "gemma-4-e2b-it"]
+CURRENT = ["qwen3-vl-2b-instruct", "qwen3.5-0.8b", "gemma-4-e2b-it", "qwen3-omni-30b-a3b-instruct"]
 
 
 @pytest.mark.parametrize("name", CURRENT)
@@ -91,6 +93,7 @@ def test_gemma_4_hears_a_clip_natively_and_thinks_when_asked(services, audio_fil
 
 @pytest.mark.parametrize(("name", "end"), [("qwen3-vl-2b-instruct", "<|im_end|>"), ("qwen3.5-0.8b", "<|im_end|>"),
                                            ("gemma-4-e2b-it", "<turn|>"),
+                                           ("qwen3-omni-30b-a3b-instruct", "<|im_end|>"),
                                            ("smolvlm2-256m-video", "<end_of_utterance>")])
 def test_labels_are_scored_up_to_the_templates_own_end_of_turn(services, name, end):
     service = services(name)
@@ -99,3 +102,63 @@ def test_labels_are_scored_up_to_the_templates_own_end_of_turn(services, name, e
     request = Request(Turn.user("I loved it."), task=TASKS["classify"], labels=("positive", "negative"))
     result = service.classify(request, threading.Event())
     assert result.label in ("positive", "negative") and sum(result.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_qwen3_omni_hears_a_clip_and_reads_boxes_in_0_to_1000(services, tmp_path, audio_file):
+    service = services("qwen3-omni-30b-a3b-instruct")
+    engine = service.models.engine
+    assert engine.capabilities.audio and engine.capabilities.video and not engine.capabilities.speech
+    assert engine.capabilities.box_frame == "norm1000"
+    handle = start(service, Request(Turn.user("What is this sound?", [str(audio_file(seconds=2))]), params=GREEDY))
+    events = list(handle)
+    assert not [e for e in events if e.kind == "transcript"]  # heard by its own audio encoder
+    assert handle.stats.media_tokens.get("audio", 0) > 0
+    text = engine._processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "Hi"}]}], tokenize=False)
+    assert "<|audio_start|><|audio_pad|><|audio_end|>Hi" in text
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (800, 600), "white").save(photo)
+    _, boxes = service.boxes('[{"bbox_2d": [250, 250, 500, 750], "label": "cat"}]', str(photo))
+    assert [(b.x1, b.y1, b.x2, b.y2) for b in boxes] == [(200.0, 150.0, 400.0, 450.0)]
+
+
+def test_a_checkpoint_without_an_end_token_stops_at_its_templates_end_of_turn(services):
+    """Qwen3-Omni's twin has no generation config of its own: the answer still ends where a turn ends."""
+    service = services("qwen3-omni-30b-a3b-instruct")
+    engine = service.models.engine
+    end = engine._processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    def says_end(_module, _inputs, logits):  # stands in for trained weights that close the turn at once
+        logits[..., end] += 1e4
+        return logits
+
+    hook = engine._generator.lm_head.register_forward_hook(says_end)
+    try:
+        text, _, stats = run(service, Request(Turn.user("Hi"), params=GenerationParams(32, 0.0)))
+    finally:
+        hook.remove()
+    assert stats.generated_tokens == 1 and text == ""
+
+
+def test_a_speech_head_mmdemo_cannot_stream_is_not_loaded(twins, tmp_path):
+    """Qwen3-Omni's talker and code2wav (a tiny stand-in here) stay unloaded even with ``speech``: only the speech
+    heads ``engines.talker`` streams are worth their memory (3.5B parameters here at full size)."""
+    folder = tmp_path / "speaking-qwen3-omni"
+    shutil.copytree(twins["qwen3-omni-30b-a3b-instruct"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    tiny = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                num_key_value_heads=1, head_dim=16, moe_intermediate_size=16, shared_expert_intermediate_size=16,
+                num_experts=2, num_experts_per_tok=1)
+    talker = config["talker_config"]
+    for part in (talker["text_config"], talker["code_predictor_config"], config["code2wav_config"]):
+        part.pop("layer_types", None)  # written per layer by save_pretrained: the tiny depth's own follow
+    talker["text_config"] |= tiny
+    talker["code_predictor_config"] |= {k: v for k, v in tiny.items() if "expert" not in k}
+    talker["thinker_hidden_size"] = 64
+    config["code2wav_config"] |= {k: tiny[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                                        "num_attention_heads", "num_key_value_heads")}
+    (folder / "config.json").write_text(json.dumps({**config, "enable_audio_output": True}))
+    engine = TransformersEngine(str(folder), "cpu", speech=True)
+    engine.load()
+    assert engine.status().state == "ready"
+    assert not engine._model.has_talker and not engine.capabilities.speech

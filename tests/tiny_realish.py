@@ -62,6 +62,10 @@ def _qwen3_5_vocabulary(out: Path) -> None:
     Qwen3_5Tokenizer(vocab=vocab, merges=merges)._tokenizer.save(str(out / "tokenizer.json"))
 
 
+# Qwen3-Omni's thinker: a mixture of 4 tiny experts, 2 per token; its audio encoder's downsampling convolutions narrow.
+_QWEN3_OMNI_TEXT = dict(_TEXT, moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2)
+_QWEN3_OMNI_ENCODERS = dict(_ENCODER, downsample_hidden_size=16)
+
 # Gemma 4 E2B: a sliding-window layer and a full-attention one (its own wider head), per-layer embeddings kept.
 _GEMMA4_TEXT = dict(_TEXT, num_key_value_heads=1, hidden_size_per_layer_input=8, num_kv_shared_layers=0,
                     layer_types=["sliding_attention", "full_attention"], per_layer_config={"01": {"head_dim": 32}},
@@ -109,6 +113,9 @@ TWINS: dict[str, tuple] = {
     # the talker (speech out) is not built: mmdemo answers in text and turns it off when loading
     "qwen2.5-omni-7b": ("qwen2.5-vl-7b", {"enable_audio_output": False}),
     "qwen3-vl-2b-instruct": ("qwen2.5-vl-7b", _TEXT),
+    # the talker and code2wav (speech out) are not built, as for Qwen2.5-Omni
+    "qwen3-omni-30b-a3b-instruct": ("qwen2.5-vl-7b", {"enable_audio_output": False}, _QWEN3_OMNI_TEXT,
+                                    _QWEN3_OMNI_ENCODERS),
     "qwen3.5-0.8b": (_qwen3_5_vocabulary, _TEXT, _QWEN3_5_TEXT),
     "gemma-4-e2b-it": (_gemma4_vocabulary, {}, _GEMMA4_TEXT, _GEMMA4_ENCODERS),
     "whisper-base": (None, _ENCODER),

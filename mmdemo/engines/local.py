@@ -28,7 +28,7 @@ from mmdemo.engines.streaming import (
     Watch,
     specials_except,
 )
-from mmdemo.engines.talker import spoken_answer
+from mmdemo.engines.talker import SPEAKING, spoken_answer
 from mmdemo.engines.thinking import OPEN
 from mmdemo.engines.workers import TorchWorkers, interruptible, one_load_at_a_time
 from mmdemo.errors import Cancelled, UserError, one_line
@@ -131,8 +131,8 @@ class TransformersEngine(Engine):
 
     def _build(self) -> None:
         config = AutoConfig.from_pretrained(self.model_id)
-        if getattr(config, "enable_audio_output", False) and not self._speech:
-            config.enable_audio_output = False  # text out: omni models' speech head stays unloaded
+        if getattr(config, "enable_audio_output", False) and not (self._speech and config.model_type in SPEAKING):
+            config.enable_audio_output = False  # text out: the speech head stays unloaded (its memory saved)
         processor = AutoProcessor.from_pretrained(self.model_id)
         # Weights go straight to the device (no second copy in host memory on the way to a GPU).
         model = AutoModelForMultimodalLM.from_pretrained(self.model_id, config=config, dtype=self.dtype,
@@ -151,6 +151,8 @@ class TransformersEngine(Engine):
         generator = getattr(model, "thinker", model)
         self._drop = specials_except(processor.tokenizer, self._inputs.marks)
         self._turn_end = turn_end(processor, generator.generation_config.eos_token_id)
+        if generator.generation_config.eos_token_id is None:  # a checkpoint without an end token of its own:
+            generator.generation_config.eos_token_id = self._turn_end  # it ends where its template ends a turn
         self._processor = processor
         self._model, self._generator = model, generator
         if self._compile:

@@ -36,6 +36,7 @@ STEPS, GUIDANCE, SWAY = 10, 0.5, -1.0  # token2wav's own defaults: ODE time poin
 _THINKER_ONLY = ("streamer", "stopping_criteria", "max_new_tokens", "do_sample", "temperature", "top_p",
                  "pad_token_id", "pixel_values", "pixel_values_videos")
 Clip = tuple[int, np.ndarray]
+SPEAKING = ("qwen2_5_omni",)  # the omni architectures whose speech head this module streams
 
 
 class _Spoken(Exception):
