@@ -98,6 +98,10 @@ def test_the_first_screen_shows_the_examples_the_model_and_the_input(browser, ap
     assert not phone.is_visible("#description")  # folded away on a phone
     box = phone.locator("#send").bounding_box()
     assert box["y"] + box["height"] <= 844, "Send is off the phone's screen"
+    chat = phone.locator("#chat").bounding_box()
+    for shown in (phone.locator("#chat .placeholder"), *phone.locator("#chat .example").all()):
+        box = shown.bounding_box()  # the call to action and every example card, none scrolled out of sight
+        assert chat["y"] <= box["y"] and box["y"] + box["height"] <= chat["y"] + chat["height"], shown
 
 
 def test_phone_layout_keeps_the_input_reachable(browser, app, shots):

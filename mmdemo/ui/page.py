@@ -37,7 +37,13 @@ body.insecure #mic-notice { display: block !important; }
 @media (max-width: 640px) {
   #description { display: none; }
   #title h1 { font-size: 1.35em; }
-  #chat { min-height: 260px !important; height: 42vh !important; }
+  #chat { min-height: 260px !important; height: 45vh !important; }
+  /* the empty chat's example cards two by two and compact, so all of them show without scrolling */
+  /* (the tab above already says "Chat": the box's own label goes) */
+  #chat [data-testid="block-label"] { display: none; }
+  #chat .placeholder-content .placeholder { flex-grow: 0; height: auto; font-size: 0.9em; }
+  #chat .examples { grid-template-columns: 1fr 1fr; padding: var(--spacing-sm); gap: var(--spacing-sm); }
+  #chat .example { padding: var(--spacing-sm) var(--spacing-md); }
 }
 """
 PAGE_JS = """() => {
