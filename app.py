@@ -64,7 +64,7 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
 
     def local_engine(model_id: str) -> TransformersEngine:
         return TransformersEngine(model_id, device, workers=workers, max_image_tokens=settings.max_image_tokens or None,
-                                  speech=settings.native_voice)
+                                  speech=settings.native_voice, encoder_cache_mb=settings.encoder_cache_mb)
 
     def checked_engine(model_id: str) -> TransformersEngine:  # the picker refuses a bad checkpoint at once
         engine = local_engine(model_id)

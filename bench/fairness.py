@@ -86,7 +86,7 @@ def main() -> None:
         chat, whisper = build(Path(tmp), workers)
         clip = Path(tmp) / "minute.wav"
         soundfile.write(clip, (0.1 * np.random.default_rng(0).standard_normal(16000 * 60)).astype(np.float32), 16000)
-        engine = TransformersEngine(str(chat), "cpu", workers=workers)
+        engine = TransformersEngine(str(chat), "cpu", workers=workers, encoder_cache_mb=0)
         transcriber = WhisperTranscriber(str(whisper), "cpu", workers=workers)
         service = ChatService(ModelManager(engine, transcriber), Budget(), 64)
         service.models.warm_up()

@@ -222,7 +222,8 @@ def main() -> None:
             folder = build_twin(args.model, Path(tmp) / args.model, full_size=True, device=args.device)
         built = time.perf_counter() - started
         single, wide = TorchWorkers(1), TorchWorkers(USERS)  # --concurrency 1 (the default) and 8
-        engine = TransformersEngine(str(folder), args.device, workers=single, compile_decode=True)
+        engine = TransformersEngine(str(folder), args.device, workers=single, compile_decode=True,
+                                    encoder_cache_mb=0)
         engine.load()
         header = (f"{gpu}, torch {torch.__version__}, {args.model} (random weights, full size, bf16), "
                   f"{args.tokens} new tokens, greedy, median of {args.runs}; built in {built:.0f} s; engine: "

@@ -90,7 +90,7 @@ def main() -> None:
 
     llm = Llama(model_path=args.gguf, chat_handler=SmolVLMHandler(clip_model_path=args.mmproj, verbose=False),
                 n_ctx=4096, n_threads=torch.get_num_threads(), verbose=False)
-    engine = TransformersEngine(args.hf, "cpu")
+    engine = TransformersEngine(args.hf, "cpu", encoder_cache_mb=0)
     engine.load()
     image = Image.open(IMAGE).convert("RGB").resize((1184, 864))
     url = photo_url(args.edge)

@@ -40,7 +40,8 @@ SETTINGS = {"oneDNN everywhere": None, "off for the whole decode step": whole_st
 def compare(name: str, runs: int, tokens: int) -> None:
     """One model: each setting ``runs`` times, interleaved; prints a row per setting."""
     with tempfile.TemporaryDirectory() as tmp:
-        engine = TransformersEngine(str(build_twin(name, Path(tmp) / name, full_size=True)), "cpu")
+        engine = TransformersEngine(str(build_twin(name, Path(tmp) / name, full_size=True)), "cpu",
+                                    encoder_cache_mb=0)
         engine.load()
         if engine.cpu_decode:
             engine.cpu_decode.remove()

@@ -168,7 +168,7 @@ def main() -> None:
             model = str(Path(tmp) / "smolvlm2-256m-random")
             Path(model).mkdir()
             workers.run(build_smolvlm, Path(model), SMOLVLM2_256M)
-        engine = TransformersEngine(model, "cpu", workers=workers)
+        engine = TransformersEngine(model, "cpu", workers=workers, encoder_cache_mb=0)
         engine.load()
         rows: dict[str, list[tuple[float, float]]] = {"raw generate": [], "mmdemo engine": []}
         switched = engine.cpu_decode is not None  # warm-up's choice
@@ -185,7 +185,7 @@ def main() -> None:
             from helpers import Server
 
             del engine
-            server = Server(Path(model), ROOT / "tiny-none", Path(tmp) / "app.log")
+            server = Server(Path(model), ROOT / "tiny-none", Path(tmp) / "app.log", "--encoder-cache-mb", "0")
             clients = {"whole app (gradio_client)": run_app, "whole app (lean HTTP client)": run_http}
             over: dict[str, list[float]] = {name: [] for name in clients}
             try:

@@ -84,7 +84,7 @@ def main() -> None:
             processor = AutoProcessor.from_pretrained(model)  # the published image settings: 3 136 px to 12.8 MP
             processor.image_processor.size = {"shortest_edge": 3136, "longest_edge": 12845056}
             processor.save_pretrained(model)
-        engine = TransformersEngine(model, "cpu")
+        engine = TransformersEngine(model, "cpu", encoder_cache_mb=0)
         engine.load()
         budget = Budget(max_image_pixels=args.max_image_pixels, max_images=8, max_audio=8)
         print(f"model: {model}, cpu, {torch.get_num_threads()} threads, {TOKENS} new tokens, "

@@ -84,7 +84,8 @@ def main() -> None:
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_full_size(Path(tmp), workers)
-        engine = TransformersEngine(args.model or str(paths["smolvlm"]), "cpu", workers=workers)
+        engine = TransformersEngine(args.model or str(paths["smolvlm"]), "cpu", workers=workers,
+                                    encoder_cache_mb=0)
         service = ChatService(ModelManager(engine), Budget(), 64)
         service.models.warm_up()
         labels = ("positive", "neutral", "negative")

@@ -61,7 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clips = {seconds: write_720p(Path(tmp) / f"{seconds}s.mp4", seconds) for seconds in (10, 60)}
         model = workers.run(build_twin, "smolvlm2-256m-video", Path(tmp) / "smolvlm2", True)
-        engine = TransformersEngine(str(model), "cpu", workers=workers)
+        engine = TransformersEngine(str(model), "cpu", workers=workers, encoder_cache_mb=0)
         engine.load()
         for seconds, clip in clips.items():
             sampling = []

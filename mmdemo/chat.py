@@ -6,8 +6,9 @@ import functools
 import itertools
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -19,7 +20,7 @@ from mmdemo import media
 from mmdemo.conversation import Prepared, build_messages
 from mmdemo.engines.base import Engine, GenerationParams, GenerationStats
 from mmdemo.engines.thinking import Splitter
-from mmdemo.errors import ContextOverflowError
+from mmdemo.errors import ContextOverflowError, one_line
 from mmdemo.grounding import Box, parse_boxes, to_image
 from mmdemo.modalities import Budget
 from mmdemo.models import ModelManager
@@ -32,6 +33,7 @@ HEARTBEAT_S = 0.25  # while a turn waits for long work (transcription, label sco
 # Threads that wait for that work on a turn's behalf, so the turn itself keeps reporting and notices a Stop
 # or a disconnect; the model work itself still runs on the torch threads.
 _HELPERS = ThreadPoolExecutor(64, thread_name_prefix="mmdemo-turn")
+PREFETCHED = 64  # sets of files remembered as encoded ahead (typing in the box asks again and again)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,29 @@ class ChatService:
         self.models = models
         self.budget = budget
         self.max_new_tokens = max_new_tokens
+        self._prefetched: OrderedDict[tuple[str, ...], None] = OrderedDict()  # the latest files encoded ahead
+
+    def prefetch(self, files: Sequence[str]) -> Future | None:
+        """Have the model encode the media of a message that is still being written (attached, not sent), in
+        the background and only while it is idle: the answer then starts without encoding them. The job (done
+        when they are encoded, or given up), or ``None`` when there is nothing to do."""
+        key = tuple(files)
+        if not key or key in self._prefetched or self.models.engine.status().state != "ready":
+            return None
+        self._prefetched[key] = None
+        while len(self._prefetched) > PREFETCHED:
+            self._prefetched.popitem(last=False)
+        return _HELPERS.submit(self._prefetch, self.models.engine, key)
+
+    def _prefetch(self, engine: Engine, files: tuple[str, ...]) -> None:
+        try:  # the media as a first message with them would carry them
+            prepared = build_messages((), Turn.user("", files), system_prompt="", capabilities=engine.capabilities,
+                                      budget=self.budget)
+            job = engine.prefetch(prepared.messages)
+            if job is not None:
+                job.result()
+        except Exception as exc:  # a file the request itself will explain; or a request came first
+            log.debug("nothing encoded ahead for %d file(s): %s", len(files), one_line(exc))
 
     def clamp(self, max_new_tokens: float, temperature: float, top_p: float, think: bool = False,
               speak: bool = False) -> GenerationParams:

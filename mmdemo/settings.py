@@ -33,6 +33,7 @@ class Settings:
     max_new_tokens: int = 512
     max_image_pixels: int = 1024 * 1024
     max_image_tokens: int = 0
+    encoder_cache_mb: int = 256
     max_audio_seconds: float = 60.0
     max_context_images: int = 4
     max_context_audio: int = 4
@@ -69,6 +70,8 @@ _HELP = {
     "max_image_pixels": "images are downscaled to at most this many pixels before the processor sees them",
     "max_image_tokens": "tokens one image may become in the model's prompt (0: 256 on a CPU, 1280 on a GPU); "
                         "images are resized to fit",
+    "encoder_cache_mb": "megabytes of media encodings kept for reuse: a picture or clip asked about again, or "
+                        "attached while the question is still being typed, is not encoded again (0: off)",
     "max_audio_seconds": "longer clips are trimmed to this length",
     "max_context_images": "images kept in the model's context; older ones are dropped with a notice",
     "max_context_audio": "audio clips kept in the model's context; older ones are dropped with a notice",
@@ -131,6 +134,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
                  "asr_beams"):
         if getattr(settings, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if settings.encoder_cache_mb < 0:
+        parser.error("--encoder-cache-mb must be 0 (off) or positive")
     if settings.max_image_tokens < 0:
         parser.error("--max-image-tokens must be 0 (the device's default) or positive")
     for name in ("max_audio_seconds", "max_video_seconds", "video_fps"):

@@ -17,9 +17,14 @@ def estimate_seconds(max_new_tokens: int = 0, media: int = 0) -> int:
     return int(min(120, 15 + max_new_tokens / 25 + 3 * media))
 
 
+def on_zerogpu() -> bool:
+    """Whether this is a ZeroGPU Space (its ``spaces`` package is installed)."""
+    return importlib.util.find_spec("spaces") is not None
+
+
 def on_gpu(fn: Callable[..., T], seconds: int = DEFAULT_SECONDS) -> Callable[..., T]:
     """``fn`` under ``spaces.GPU(duration=seconds)`` on ZeroGPU Spaces; ``fn`` itself elsewhere."""
-    if importlib.util.find_spec("spaces") is None:
+    if not on_zerogpu():
         return fn
     import spaces
 

@@ -94,6 +94,11 @@ def test_the_first_screen_shows_the_examples_the_model_and_the_input(browser, ap
     card.click()
     page.wait_for_selector("#input .thumbnail-item", timeout=10_000)  # the example's clip is in the input box
     assert page.input_value("#input textarea") == "What happens in this video?"
+    for _ in range(100):  # while the visitor could still edit the question, the model encodes the clip
+        if "encoded ahead (video)" in app.log():
+            break
+        time.sleep(0.1)
+    assert "encoded ahead (video)" in app.log()
     phone = open_page(browser, app.url, 390, 844)
     assert not phone.is_visible("#description")  # folded away on a phone
     box = phone.locator("#send").bounding_box()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -133,6 +134,12 @@ class Engine:
     def seen_size(self, width: int, height: int) -> tuple[int, int]:
         """The size an image of ``width``×``height`` had when the model saw it (the frame of pixel boxes)."""
         return width, height
+
+    def prefetch(self, messages: list[dict]) -> Future | None:
+        """Prepare for a request with the media of ``messages`` (a message still being written) while the model
+        has nothing else to do, so its answer starts sooner; never delays other work. The job, if one was
+        started (default: none)."""
+        return None
 
     def close(self) -> None:
         """Free the model's memory; the engine does not answer afterwards."""

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 
 import torch
 from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
@@ -15,6 +15,7 @@ from mmdemo.engines.anatomy import StageClock, capabilities
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
 from mmdemo.engines.cpudecode import Switch, choose, onednn_restored
 from mmdemo.engines.device import free_memory, pick_dtype
+from mmdemo.engines.encoders import EncoderCache
 from mmdemo.engines.failures import generate_error, load_error
 from mmdemo.engines.fastdecode import CompiledDecode
 from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts, media_tokens, placeholder_id, probe
@@ -35,7 +36,7 @@ from mmdemo.errors import Cancelled, UserError, one_line
 from mmdemo.grounding import processed_size
 from mmdemo.modalities import MODALITIES
 from mmdemo.presets import device_kind
-from mmdemo.zerogpu import estimate_seconds
+from mmdemo.zerogpu import estimate_seconds, on_zerogpu
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,14 @@ class TransformersEngine(Engine):
     def __init__(
         self, model_id: str, device: str = "cpu", processor_kwargs: dict | None = None,
         workers: TorchWorkers | None = None, max_image_tokens: int | None = None, compile_decode: bool | None = None,
-        speech: bool = False,
+        speech: bool = False, encoder_cache_mb: int = 256,
     ) -> None:
         """``processor_kwargs`` default to mmdemo's per-device settings for the processor family (inputs);
         ``workers`` are the threads that run the model (shared with the speech model; default: one);
         ``max_image_tokens``: tokens one image may become (default: per device, ``inputs.IMAGE_TOKENS``);
         ``compile_decode``: the compiled decode path (``fastdecode``; default: on a GPU); ``speech``: load an
-        omni model's speech head, so it reads answers aloud in its own voice (``talker``)."""
+        omni model's speech head, so it reads answers aloud in its own voice (``talker``); ``encoder_cache_mb``:
+        the media encodings kept for reuse (``encoders``; 0: none)."""
         self.model_id = model_id
         self.device = device
         self.dtype = pick_dtype(device)
@@ -63,12 +65,14 @@ class TransformersEngine(Engine):
         self._lock = threading.Lock()
         self._compile = device_kind(device) == "cuda" if compile_decode is None else compile_decode
         self._speech = speech
+        self._encoder_cache_bytes = encoder_cache_mb * 2**20
         self.fast: CompiledDecode | None = None
         self.cpu_decode: Switch | None = None  # where the CPU decodes without oneDNN (``cpudecode``)
         self._model = None
         self._generator = None  # what generates the text: the model, or an omni model's thinker
         self._processor = None
         self._capabilities: Capabilities | None = None
+        self._encoded: EncoderCache | None = None
         self._token_ids: dict[str, int] = {}  # each modality's placeholder token
         self._status = EngineStatus("loading", model_id, device)
 
@@ -118,7 +122,7 @@ class TransformersEngine(Engine):
     def close(self) -> None:
         """Free the model's memory (host and GPU); the engine does not answer afterwards."""
         with self._lock:
-            self._model = self._generator = self._processor = self._clock = self._inputs = None
+            self._model = self._generator = self._processor = self._clock = self._inputs = self._encoded = None
             self.fast = None  # it holds the model too
             self._status = EngineStatus("failed", self.model_id, self.device, "unloaded")
         self.workers.run(free_memory)
@@ -149,6 +153,7 @@ class TransformersEngine(Engine):
         self._inputs.check_sanitizer(probe(self._capabilities.image))
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(model, "thinker", model)
+        self._encoded = EncoderCache(generator, self._encoder_cache_bytes)
         self._drop = specials_except(processor.tokenizer, self._inputs.marks)
         self._turn_end = turn_end(processor, generator.generation_config.eos_token_id)
         if generator.generation_config.eos_token_id is None:  # a checkpoint without an end token of its own:
@@ -265,6 +270,22 @@ class TransformersEngine(Engine):
                 stats.prompt_tokens, stats.generated_tokens, " (stopped)" if stats.cancelled else "",
                 stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
             )
+
+    def prefetch(self, messages: list[dict]) -> Future | None:
+        """Encode the media of ``messages`` on the torch thread while it is idle (``EncoderCache``); the next
+        request cancels it. Not on ZeroGPU, where each GPU call runs in a process of its own."""
+        if self.status().state != "ready" or not self._encoder_cache_bytes or on_zerogpu():
+            return None
+
+        def run() -> None:
+            started = time.perf_counter()
+            inputs = self._prepare(messages)
+            with torch.inference_mode(), onednn_restored():  # the prompt read too (no cache; one row of logits)
+                self._generator(**inputs, use_cache=False, logits_to_keep=1)
+            kinds = ", ".join(sorted({p["type"] for p in content_parts(messages) if p["type"] != "text"}))
+            log.info("encoded ahead (%s) in %.2f s", kinds, time.perf_counter() - started)
+
+        return self.workers.speculate(run)
 
     def score(self, messages: list[dict], answers: list[str], cancel: threading.Event | None = None) -> list[float]:
         """log P(answer | messages) of each answer as the model's whole reply (end of turn included); raises

@@ -9,6 +9,8 @@ Running model loading, preprocessing and generation on the same thread(s) keeps 
 Every job may carry a ``cancel`` event. A job whose event is set before it starts is skipped, and
 a model made :func:`interruptible` stops inside its forward pass (at the next layer) once the event
 of the job running it is set: one visitor's Stop frees the thread for the next within a layer's time.
+A *speculative* job (work done ahead in case it is wanted) starts only while no other job is queued or
+running, and any job submitted after it cancels it: it never holds up a request by more than a layer.
 """
 
 from __future__ import annotations
@@ -80,18 +82,48 @@ class TorchWorkers:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pid = 0
+        self._pending = 0  # jobs queued or running, speculative ones left out
+        self._speculative: set[threading.Event] = set()  # the cancel events of the speculative jobs
 
     def submit(self, fn: Callable[..., T], *args: object, cancel: threading.Event | None = None,
                seconds: int = DEFAULT_SECONDS) -> Future[T]:
         """Queue ``fn(*args)`` on the pool; the future carries its result or exception (:class:`Cancelled`
         when ``cancel`` was set before or while it ran). On ZeroGPU the job borrows the GPU for at most
-        ``seconds``."""
+        ``seconds``. Any speculative job is cancelled."""
         with self._lock:
-            # Threads do not survive fork() (ZeroGPU runs each GPU call in a forked process): new pool.
-            if self._pool is None or self._pid != os.getpid():
-                self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=THREAD_PREFIX)
-                self._pid = os.getpid()
-            return self._pool.submit(_guarded, cancel, on_gpu(fn, seconds), *args)
+            self._pending += 1
+            for speculative in self._speculative:
+                speculative.set()
+            job = self._queue(fn, args, cancel, seconds)
+        job.add_done_callback(self._finished)
+        return job
+
+    def speculate(self, fn: Callable[..., T], *args: object) -> Future[T] | None:
+        """Queue ``fn(*args)`` as speculative work: only while the pool is idle (``None`` when it is not), and
+        cancelled by the next job submitted."""
+        with self._lock:
+            if self._pending:
+                return None
+            cancel = threading.Event()
+            self._speculative.add(cancel)
+            job = self._queue(fn, args, cancel, DEFAULT_SECONDS)
+        job.add_done_callback(lambda _: self._forget(cancel))
+        return job
+
+    def _queue(self, fn: Callable[..., T], args: tuple, cancel: threading.Event | None, seconds: int) -> Future[T]:
+        # Threads do not survive fork() (ZeroGPU runs each GPU call in a forked process): new pool.
+        if self._pool is None or self._pid != os.getpid():
+            self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=THREAD_PREFIX)
+            self._pid = os.getpid()
+        return self._pool.submit(_guarded, cancel, on_gpu(fn, seconds), *args)
+
+    def _finished(self, _: Future) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _forget(self, speculative: threading.Event) -> None:
+        with self._lock:
+            self._speculative.discard(speculative)
 
     def run(self, fn: Callable[..., T], *args: object, cancel: threading.Event | None = None,
             seconds: int = DEFAULT_SECONDS) -> T:

@@ -69,6 +69,9 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
                    outputs=[textbox, chatbot, pending], validator=handlers.check_turn, api_visibility="undocumented",
                    concurrency_limit=None)
     answering = [answer(gr.on([textbox.submit, send.click], **turn_io))]
+    # files attached (or an example picked) are encoded while the visitor writes; no queue, nothing shown
+    textbox.change(handlers.prefetch, [textbox], None, queue=False, show_progress="hidden",
+                   trigger_mode="always_last", api_visibility="undocumented")
     picked = chatbot.example_select(fill_example, None, [textbox], queue=False,
                                     api_visibility="undocumented")  # an example card in the empty chat
     if showcase:  # a click on an example sends it

@@ -1,0 +1,115 @@
+"""Media encoded once: a picture, clip or recording the model has encoded is not encoded again, and the media
+attached to a message still being written are encoded while the model is idle, so its answer starts sooner
+(``engines/encoders.py``; ``TorchWorkers.speculate``)."""
+
+import threading
+import time
+
+import pytest
+import torch
+from helpers import write_clip
+from PIL import Image
+
+from mmdemo.chat import ChatService, Request
+from mmdemo.engines.anatomy import _encoders
+from mmdemo.engines.base import GenerationParams
+from mmdemo.engines.encoders import EncoderCache
+from mmdemo.engines.local import TransformersEngine
+from mmdemo.engines.workers import TorchWorkers, check_cancel
+from mmdemo.errors import Cancelled
+from mmdemo.modalities import Budget
+from mmdemo.models import ModelManager
+from mmdemo.runner import start
+from mmdemo.turns import Turn
+
+GREEDY = GenerationParams(8, 0.0)
+
+
+def service(path) -> ChatService:
+    made = ChatService(ModelManager(TransformersEngine(str(path), "cpu")), Budget(), 64)
+    made.models.engine.load()
+    return made
+
+
+def encodings(engine: TransformersEngine) -> list[str]:
+    """The encoders' forward passes from now on, by role ("vision encoder", "audio encoder")."""
+    calls: list[str] = []
+    for role, module in _encoders(engine._generator):
+        module.register_forward_hook(lambda *_, role=role: calls.append(role))
+    return calls
+
+
+def answer(chat: ChatService, text: str, files: list[str]) -> str:
+    handle = start(chat, Request(Turn.user(text, files), params=GREEDY))
+    return "".join(e.text for e in handle if e.kind == "text")
+
+
+def test_a_picture_sent_again_is_not_encoded_again(tiny, tmp_path):
+    chat = service(tiny["smolvlm"])
+    calls = encodings(chat.models.engine)
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (640, 480), "red").save(photo)
+    first = answer(chat, "What is this?", [str(photo)])
+    assert calls == ["vision encoder"]
+    assert answer(chat, "What is this?", [str(photo)]) == first and calls == ["vision encoder"]
+    Image.new("RGB", (640, 480), "blue").save(photo)  # the same name, other pixels: encoded anew
+    answer(chat, "What is this?", [str(photo)])
+    assert calls == ["vision encoder"] * 2
+
+
+@pytest.mark.parametrize(("name", "kind"), [("smolvlm2-256m-video", "image"), ("qwen3-vl-2b-instruct", "video"),
+                                            ("qwen2.5-omni-7b", "audio"), ("gemma-4-e2b-it", "image")])
+def test_media_attached_before_sending_are_encoded_ahead_and_answered_alike(twins, tmp_path, audio_file, name, kind):
+    if kind == "image":
+        attached = tmp_path / "photo.png"
+        Image.new("RGB", (800, 600), "green").save(attached)
+    else:
+        attached = write_clip(tmp_path / "clip.mp4", seconds=2) if kind == "video" else audio_file(seconds=2)
+    chat = service(twins[name])
+    calls = encodings(chat.models.engine)
+    chat.prefetch([str(attached)]).result(timeout=120)
+    assert calls and chat.prefetch([str(attached)]) is None  # encoded once; asking again does nothing
+    encoded_ahead = len(calls)
+    ahead = answer(chat, "What is in it?", [str(attached)])
+    assert len(calls) == encoded_ahead  # the answer started without encoding
+    assert ahead == answer(service(twins[name]), "What is in it?", [str(attached)])  # as a fresh model answers
+
+
+def test_speculative_work_waits_for_an_idle_pool_and_yields_to_any_request():
+    workers = TorchWorkers()
+    started, release = threading.Event(), threading.Event()
+
+    def speculative() -> None:
+        started.set()
+        while True:  # model work, layer after layer, until a request wants the thread
+            check_cancel()
+            time.sleep(0.01)
+
+    job = workers.speculate(speculative)
+    assert job is not None and started.wait(5)
+    request = workers.submit(lambda: "answered")
+    assert request.result(timeout=5) == "answered"
+    with pytest.raises(Cancelled):
+        job.result(timeout=5)
+    busy = workers.submit(release.wait, 5)
+    assert workers.speculate(speculative) is None  # a request is running: nothing speculative starts
+    release.set()
+    busy.result(timeout=5)
+    assert workers.speculate(lambda: "idle again").result(timeout=5) == "idle again"
+
+
+def test_the_kept_encodings_stay_within_their_bytes():
+    encoder = torch.nn.Linear(4, 256)
+
+    class Model(torch.nn.Module):
+        def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            return encoder(pixel_values)
+
+    model = Model()
+    cache = EncoderCache(model, max_bytes=4 * 256 * 4 * 10)  # ten encodings of one row
+    for i in range(30):
+        model.get_image_features(torch.full((1, 4), float(i)))
+    assert 0 < cache.size <= cache.max_bytes and cache.hits == 0
+    model.get_image_features(torch.full((1, 4), 29.0))  # the latest are kept
+    model.get_image_features(pixel_values=torch.full((1, 4), 28.0))  # by name or by position alike
+    assert cache.hits == 2
