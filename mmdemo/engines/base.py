@@ -40,6 +40,12 @@ class GenerationParams:
     think: bool = False  # reason before answering, where the model's template has the switch
     speak: bool = False  # read the answer aloud in the model's own voice, where it has one (Capabilities.speech)
 
+    def sampling(self) -> dict:
+        """The sampling arguments of transformers' ``generate``: greedy, or sampled with temperature and top-p."""
+        if self.temperature > 0:
+            return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
+        return {"do_sample": False}
+
 
 @dataclass
 class GenerationStats:
@@ -67,6 +73,13 @@ class GenerationStats:
             return
         self.stages["prefill"] = max(0.0, self.first_token_s - sum(self.stages.values()))
         self.stages["decode"] = max(0.0, self.total_s - self.first_token_s)
+
+    def summary(self) -> str:
+        """One line for the server log: tokens in and out, whether stopped, first token and speed."""
+        speed = self.tokens_per_s
+        return (f"{self.prompt_tokens} prompt tokens, {self.generated_tokens} generated"
+                f"{' (stopped)' if self.cancelled else ''}, first token {self.first_token_s or 0.0:.2f} s, "
+                f"{f'{speed:.1f}' if speed else '-'} tok/s")
 
     @property
     def text_tokens(self) -> int:

@@ -240,14 +240,9 @@ class TransformersEngine(Engine):
         stats.media_tokens = media_tokens(ids, messages, self._token_ids)
         stats.frames = sum(len(p["video"]) for p in content_parts(messages) if p.get("type") == "video")
         max_new_tokens = self.check_context(stats.prompt_tokens, params.max_new_tokens)
-        sampling = (
-            {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
-            if params.temperature > 0
-            else {"do_sample": False}
-        )
         streamer.watch = Watch(stats, started, self._inputs.mark_ids, opened)
         stop = CancelCheck(cancel, stats)
-        run = dict(inputs, **sampling, streamer=streamer, max_new_tokens=max_new_tokens,
+        run = dict(inputs, **params.sampling(), streamer=streamer, max_new_tokens=max_new_tokens,
                    stopping_criteria=StoppingCriteriaList([stop]),
                    pad_token_id=self._processor.tokenizer.pad_token_id)
         try:
@@ -264,12 +259,7 @@ class TransformersEngine(Engine):
         finally:
             stats.total_s = time.perf_counter() - started
             stats.finish_stages()
-            speed = stats.tokens_per_s
-            log.info(
-                "answer: %d prompt tokens, %d generated%s, first token %.2f s, %s tok/s",
-                stats.prompt_tokens, stats.generated_tokens, " (stopped)" if stats.cancelled else "",
-                stats.first_token_s or 0.0, f"{speed:.1f}" if speed else "-",
-            )
+            log.info("answer: %s", stats.summary())
 
     def prefetch(self, messages: list[dict]) -> Future | None:
         """Encode the media of ``messages`` on the torch thread while it is idle (``EncoderCache``); the next
