@@ -7,7 +7,8 @@ Each candidate is built at its published sizes from its real config (``tests/rea
 bf16: speed does not depend on their values), loaded through the engine's own ``from_pretrained`` path with
 mmdemo's CPU settings, and timed in a process of its own (so its memory is its own): time to the first token
 with one 1 MP photo (a new one each run), with a photo encoded ahead (attached, then asked about: the page
-encodes it while the question is typed), and with text only; decode tokens/s; the process's peak memory.
+encodes it while the question is typed), for a text follow-up on the photo's question, and with text only;
+decode tokens/s; the process's peak memory. ``--encoder-cache-mb 0`` times the engine without its cache.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 CANDIDATES = ["smolvlm2-256m-video", "qwen3-vl-2b-instruct", "qwen3.5-0.8b", "gemma-4-e2b-it"]
 
 
-def measure(name: str, runs: int, tokens: int) -> dict:
+def measure(name: str, runs: int, tokens: int, cache_mb: int) -> dict:
     """Build, load and time one candidate in this process."""
     import torch
     from common import IMAGE, QUESTION
@@ -43,36 +44,47 @@ def measure(name: str, runs: int, tokens: int) -> dict:
 
     photo = Image.open(IMAGE).convert("RGB").resize((1184, 864))
 
-    def fresh(run: int) -> Image.Image:  # a photo of its own for each run: the engine keeps encodings for reuse
+    def asked(run: int) -> dict:  # a photo of its own for each run: the engine keeps encodings for reuse
         copy = photo.copy()
         copy.paste((run % 256, run // 256 % 256, 128), (0, 0, 64, 64))
-        return copy
+        return {"role": "user", "content": [{"type": "image", "image": copy}, {"type": "text", "text": QUESTION}]}
 
-    asks = {"photo": lambda run: [{"type": "image", "image": fresh(run)}, {"type": "text", "text": QUESTION}],
-            "text": lambda run: [{"type": "text", "text": QUESTION}],
-            "ahead": lambda run: [{"type": "image", "image": fresh(1000 + run)}, {"type": "text", "text": QUESTION}]}
+    def text(words: str, role: str = "user") -> dict:
+        return {"role": role, "content": [{"type": "text", "text": words}]}
+
+    asks = {"photo": lambda run: [asked(run)], "text": lambda run: [text(QUESTION)],
+            "ahead": lambda run: [asked(1000 + run)],  # attached, then asked about
+            "follow": lambda run: [asked(2000 + run), text("A street.", "assistant"), text("What colour is it?")]}
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         folder = build_twin(name, Path(tmp) / name, full_size=True)
         built = time.perf_counter() - started
-        engine = TransformersEngine(str(folder), "cpu")
+        engine = TransformersEngine(str(folder), "cpu", encoder_cache_mb=cache_mb)
         engine.load()
         params = sum(p.numel() for p in engine._model.parameters())
         result: dict = {"model": name, "parameters": params, "built_s": built, "threads": torch.get_num_threads(),
                         "onednn": engine.cpu_decode.description if engine.cpu_decode else "with oneDNN"}  # warm-up's
-        for kind, content in asks.items():
+
+        def answer(messages: list[dict]) -> GenerationStats:
+            stats = GenerationStats()
+            for _ in engine.stream(messages, GenerationParams(tokens, 0.0), threading.Event(), stats):
+                pass
+            return stats
+
+        for kind, messages in asks.items():
+            if kind == "ahead" and not cache_mb:
+                continue
             firsts, speeds = [], []
             for run in range(runs):
-                if kind == "ahead":  # attached first: encoded while the question is typed, then asked
-                    engine.prefetch([{"role": "user", "content": content(run)[:1]}]).result()
-                stats = GenerationStats()
-                for _ in engine.stream([{"role": "user", "content": content(run)}], GenerationParams(tokens, 0.0),
-                                       threading.Event(), stats):
-                    pass
+                if kind == "ahead":  # the page encodes an attached photo while the question is typed
+                    engine.prefetch(messages(run)).result()
+                if kind == "follow":  # the photo's own question first, then the follow-up is timed
+                    answer(messages(run)[:1])
+                stats = answer(messages(run))
                 firsts.append(stats.first_token_s)
                 speeds.append(stats.tokens_per_s or 0.0)
-                if kind != "text":  # a new photo is encoded with the request; one encoded ahead is not
-                    assert ("vision encoder" in stats.stages) == (kind == "photo"), (kind, stats.stages)
+                if kind != "text":  # a photo seen before is not encoded again (unless nothing is kept)
+                    assert ("vision encoder" in stats.stages) == (kind == "photo" or not cache_mb), stats.stages
             result[f"ttft_{kind}"] = statistics.median(firsts)
             result[f"tok_s_{kind}"] = statistics.median(speeds)
             result[f"prompt_{kind}"] = stats.prompt_tokens
@@ -85,24 +97,28 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(CANDIDATES), help="tests/realish checkpoints, comma-separated")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=24)
+    parser.add_argument("--encoder-cache-mb", type=int, default=256, help="the engine's (0: every photo encoded "
+                        "each time it is in a request, as before the cache)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # measure one candidate and print it as JSON
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.runs, args.tokens)))
+        print(json.dumps(measure(args.one, args.runs, args.tokens, args.encoder_cache_mb)))
         return
-    print("| model | parameters | first token, 1 MP photo | the photo encoded ahead | first token, text | "
-          "decode tok/s | oneDNN (chosen at warm-up) | peak memory |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | parameters | first token, 1 MP photo | the photo encoded ahead | a follow-up (text) on it | "
+          "first token, text | decode tok/s | oneDNN (chosen at warm-up) | peak memory |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         run = subprocess.run([sys.executable, __file__, "--one", name, "--runs", str(args.runs), "--tokens",
-                              str(args.tokens)], capture_output=True, text=True)
+                              str(args.tokens), "--encoder-cache-mb", str(args.encoder_cache_mb)],
+                             capture_output=True, text=True)
         if run.returncode:
             print(f"| {name} | failed: {run.stderr.strip().splitlines()[-1] if run.stderr.strip() else '?'} |")
             continue
         r = json.loads(run.stdout.strip().splitlines()[-1])
+        ahead = f"{r['ttft_ahead']:.2f} s" if "ttft_ahead" in r else "-"
         print(f"| {name} | {r['parameters'] / 1e9:.2f}B | {r['ttft_photo']:.1f} s ({r['prompt_photo']} tokens) | "
-              f"{r['ttft_ahead']:.2f} s | {r['ttft_text']:.1f} s ({r['prompt_text']} tokens) | "
-              f"{r['tok_s_text']:.1f} | {r['onednn']} | "
+              f"{ahead} | {r['ttft_follow']:.2f} s ({r['prompt_follow']} tokens) | "
+              f"{r['ttft_text']:.1f} s ({r['prompt_text']} tokens) | {r['tok_s_text']:.1f} | {r['onednn']} | "
               f"{r['peak_gb']:.1f} GB |", flush=True)
 
 

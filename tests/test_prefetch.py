@@ -57,6 +57,21 @@ def test_a_picture_sent_again_is_not_encoded_again(tiny, tmp_path):
     assert calls == ["vision encoder"] * 2
 
 
+@pytest.mark.parametrize("name", ["smolvlm2-256m-video", "qwen3.5-0.8b"])
+def test_a_follow_up_question_does_not_encode_the_earlier_picture_again(twins, tmp_path, name):
+    chat = service(twins[name])
+    calls = encodings(chat.models.engine)
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (800, 600), "orange").save(photo)
+    first = Turn.user("What is this?", [str(photo)])
+    answer(chat, "What is this?", [str(photo)])
+    follow_up = Request(Turn.user("And its colour?"), history=(first, Turn("assistant", ())), params=GREEDY)
+    handle = start(chat, follow_up)
+    list(handle)
+    assert handle.stats.generated_tokens == 8 and handle.stats.media_tokens["image"] > 0  # it saw the picture,
+    assert calls == ["vision encoder"]  # as encoded for the first question
+
+
 @pytest.mark.parametrize(("name", "kind"), [("smolvlm2-256m-video", "image"), ("qwen3-vl-2b-instruct", "video"),
                                             ("qwen2.5-omni-7b", "audio"), ("gemma-4-e2b-it", "image")])
 def test_media_attached_before_sending_are_encoded_ahead_and_answered_alike(twins, tmp_path, audio_file, name, kind):
