@@ -20,7 +20,7 @@ from mmdemo import media
 from mmdemo.conversation import Prepared, build_messages
 from mmdemo.engines.base import Engine, GenerationParams, GenerationStats
 from mmdemo.engines.thinking import Splitter
-from mmdemo.errors import ContextOverflowError, one_line
+from mmdemo.errors import Cancelled, ContextOverflowError, one_line
 from mmdemo.grounding import Box, parse_boxes, to_image
 from mmdemo.modalities import Budget
 from mmdemo.models import ModelManager
@@ -97,27 +97,33 @@ class ChatService:
         self.budget = budget
         self.max_new_tokens = max_new_tokens
         self._prefetched: OrderedDict[tuple[str, ...], None] = OrderedDict()  # the latest files encoded ahead
+        self._prefetching = threading.Lock()
 
     def prefetch(self, files: Sequence[str]) -> Future | None:
         """Have the model encode the media of a message that is still being written (attached, not sent), in
         the background and only while it is idle: the answer then starts without encoding them. The job (done
         when they are encoded, or given up), or ``None`` when there is nothing to do."""
-        key = tuple(files)
-        if not key or key in self._prefetched or self.models.engine.status().state != "ready":
-            return None
-        self._prefetched[key] = None
-        while len(self._prefetched) > PREFETCHED:
-            self._prefetched.popitem(last=False)
-        return _HELPERS.submit(self._prefetch, self.models.engine, key)
+        key, engine = tuple(files), self.models.engine
+        with self._prefetching:
+            if not key or key in self._prefetched or not engine.idle():  # (busy: asked again as the visitor types)
+                return None
+            self._prefetched[key] = None
+            while len(self._prefetched) > PREFETCHED:
+                self._prefetched.popitem(last=False)
+        return _HELPERS.submit(self._prefetch, engine, key)
 
     def _prefetch(self, engine: Engine, files: tuple[str, ...]) -> None:
         try:  # the media as a first message with them would carry them
             prepared = build_messages((), Turn.user("", files), system_prompt="", capabilities=engine.capabilities,
                                       budget=self.budget)
             job = engine.prefetch(prepared.messages)
-            if job is not None:
-                job.result()
-        except Exception as exc:  # a file the request itself will explain; or a request came first
+            if job is None:
+                raise Cancelled
+            job.result()
+        except Cancelled:  # a request came first: the next change of the message asks again
+            with self._prefetching:
+                self._prefetched.pop(files, None)
+        except Exception as exc:  # a file the request itself will explain
             log.debug("nothing encoded ahead for %d file(s): %s", len(files), one_line(exc))
 
     def clamp(self, max_new_tokens: float, temperature: float, top_p: float, think: bool = False,

@@ -111,6 +111,11 @@ def test_speculative_work_waits_for_an_idle_pool_and_yields_to_any_request():
     release.set()
     busy.result(timeout=5)
     assert workers.speculate(lambda: "idle again").result(timeout=5) == "idle again"
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(Cancelled):  # a request stopped before it started
+        workers.submit(lambda: "never", cancel=stopped).result(timeout=5)
+    assert workers.idle  # it does not keep the pool busy
 
 
 def test_the_kept_encodings_stay_within_their_bytes():
@@ -128,3 +133,18 @@ def test_the_kept_encodings_stay_within_their_bytes():
     model.get_image_features(torch.full((1, 4), 29.0))  # the latest are kept
     model.get_image_features(pixel_values=torch.full((1, 4), 28.0))  # by name or by position alike
     assert cache.hits == 2
+
+
+def test_nothing_is_encoded_ahead_while_the_model_is_busy_and_it_is_asked_again_later(tiny, tmp_path):
+    chat = service(tiny["smolvlm"])
+    engine = chat.models.engine
+    calls = encodings(engine)
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (640, 480), "purple").save(photo)
+    release = threading.Event()
+    busy = engine.workers.submit(release.wait, 10)  # another visitor's answer
+    assert chat.prefetch([str(photo)]) is None and not engine.idle()
+    release.set()
+    busy.result(timeout=10)
+    chat.prefetch([str(photo)]).result(timeout=60)  # the visitor typed on: asked again, now idle
+    assert calls == ["vision encoder"]

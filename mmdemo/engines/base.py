@@ -148,6 +148,10 @@ class Engine:
         """The size an image of ``width``×``height`` had when the model saw it (the frame of pixel boxes)."""
         return width, height
 
+    def idle(self) -> bool:
+        """Whether the model has nothing to do now (work done ahead may start). Default: never."""
+        return False
+
     def prefetch(self, messages: list[dict]) -> Future | None:
         """Prepare for a request with the media of ``messages`` (a message still being written) while the model
         has nothing else to do, so its answer starts sooner; never delays other work. The job, if one was

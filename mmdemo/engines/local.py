@@ -261,10 +261,14 @@ class TransformersEngine(Engine):
             stats.finish_stages()
             log.info("answer: %s", stats.summary())
 
+    def idle(self) -> bool:
+        """Whether the model is loaded and its torch threads have nothing to do."""
+        return self.status().state == "ready" and self.workers.idle
+
     def prefetch(self, messages: list[dict]) -> Future | None:
         """Encode the media of ``messages`` on the torch thread while it is idle (``EncoderCache``); the next
         request cancels it. Not on ZeroGPU, where each GPU call runs in a process of its own."""
-        if self.status().state != "ready" or not self._encoder_cache_bytes or on_zerogpu():
+        if not self.idle() or not self._encoder_cache_bytes or on_zerogpu():
             return None
 
         def run() -> None:

@@ -94,9 +94,12 @@ class TorchWorkers:
             self._pending += 1
             for speculative in self._speculative:
                 speculative.set()
-            job = self._queue(fn, args, cancel, seconds)
-        job.add_done_callback(self._finished)
-        return job
+            return self._queue(self._counted, cancel, on_gpu(fn, seconds), *args)
+
+    @property
+    def idle(self) -> bool:
+        """Whether no job (but speculative ones) is queued or running."""
+        return not self._pending
 
     def speculate(self, fn: Callable[..., T], *args: object) -> Future[T] | None:
         """Queue ``fn(*args)`` as speculative work: only while the pool is idle (``None`` when it is not), and
@@ -106,20 +109,23 @@ class TorchWorkers:
                 return None
             cancel = threading.Event()
             self._speculative.add(cancel)
-            job = self._queue(fn, args, cancel, DEFAULT_SECONDS)
+            job = self._queue(_guarded, cancel, on_gpu(fn), *args)
         job.add_done_callback(lambda _: self._forget(cancel))
         return job
 
-    def _queue(self, fn: Callable[..., T], args: tuple, cancel: threading.Event | None, seconds: int) -> Future[T]:
+    def _queue(self, job: Callable[..., T], *args: object) -> Future[T]:
         # Threads do not survive fork() (ZeroGPU runs each GPU call in a forked process): new pool.
         if self._pool is None or self._pid != os.getpid():
             self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=THREAD_PREFIX)
             self._pid = os.getpid()
-        return self._pool.submit(_guarded, cancel, on_gpu(fn, seconds), *args)
+        return self._pool.submit(job, *args)
 
-    def _finished(self, _: Future) -> None:
-        with self._lock:
-            self._pending -= 1
+    def _counted(self, cancel: threading.Event | None, fn: Callable[..., T], *args: object) -> T:
+        try:  # (inside the job: it is no longer pending by the time its caller has the result)
+            return _guarded(cancel, fn, *args)
+        finally:
+            with self._lock:
+                self._pending -= 1
 
     def _forget(self, speculative: threading.Event) -> None:
         with self._lock:
