@@ -90,11 +90,15 @@ def test_classification_uses_the_models_label_probabilities(smolvlm_engine):
 
 def test_stage_timings_add_up_to_the_request(smolvlm_engine):
     stats = GenerationStats()
-    image = {"type": "image", "image": Image.new("RGB", (96, 64), "red")}
+    image = {"type": "image", "image": Image.new("RGB", (96, 64), (17, 171, 71))}  # a picture no other test sends
     messages = [{"role": "user", "content": [image, {"type": "text", "text": "Describe."}]}]
     "".join(smolvlm_engine.stream(messages, GenerationParams(16, 0.0), threading.Event(), stats))
     assert list(stats.stages) == ["prepare", "vision encoder", "prefill", "decode"]
     assert sum(stats.stages.values()) == pytest.approx(stats.total_s, abs=0.02)
+    again = GenerationStats()  # the same picture again: its encoding was kept
+    "".join(smolvlm_engine.stream(messages, GenerationParams(16, 0.0), threading.Event(), again))
+    assert list(again.stages) == ["prepare", "vision encoder (encoded before)", "prefill", "decode"]
+    assert sum(again.stages.values()) == pytest.approx(again.total_s, abs=0.02)
     service = ChatService(ModelManager(smolvlm_engine), Budget(), 64)
     panel = how_it_works(service, stats)
     assert "vision encoder" in panel and f"{stats.prompt_tokens} prompt tokens" in panel and "decode" in panel

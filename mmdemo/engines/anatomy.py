@@ -64,6 +64,14 @@ class StageClock:
             stats.stages[role] = stats.stages.get(role, 0.0) + self._now() - self._local.started
             self._local.started = None
 
+    def kept(self, feature: str) -> None:
+        """Note that the request running on this thread took an encoder's output from the cache (``feature``:
+        the method, e.g. ``get_image_features``): a stage of no time, so the request's stages say so."""
+        stats = getattr(self._local, "stats", None)
+        if stats is not None:
+            role = "audio encoder" if "audio" in feature else "vision encoder"
+            stats.stages.setdefault(f"{role} (encoded before)", 0.0)
+
     @contextlib.contextmanager
     def measure(self, stats: GenerationStats) -> Iterator[None]:
         """Add the encoders' times to ``stats.stages`` while the block runs on this thread."""

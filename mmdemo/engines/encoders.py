@@ -27,10 +27,12 @@ _state = threading.local()  # .inside: in a kept method (the calls it makes pass
 
 
 class EncoderCache:
-    """Keeps the outputs of ``model``'s encoder methods, at most ``max_bytes`` of them."""
+    """Keeps the outputs of ``model``'s encoder methods, at most ``max_bytes`` of them; ``on_hit`` hears the name
+    of each method answered from the cache."""
 
-    def __init__(self, model: torch.nn.Module, max_bytes: int) -> None:
+    def __init__(self, model: torch.nn.Module, max_bytes: int, on_hit: Callable[[str], None] | None = None) -> None:
         self.max_bytes = max_bytes
+        self.on_hit = on_hit
         self.hits = 0
         self._kept: OrderedDict[bytes, tuple[object, int]] = OrderedDict()
         self._size = 0
@@ -54,10 +56,14 @@ class EncoderCache:
             if key is None:
                 return method(*args, **kwargs)
             with self._lock:
-                if key in self._kept:
+                kept = self._kept.get(key)
+                if kept is not None:
                     self._kept.move_to_end(key)
                     self.hits += 1
-                    return self._kept[key][0]
+            if kept is not None:
+                if self.on_hit:
+                    self.on_hit(name)
+                return kept[0]
             _state.inside = True
             try:
                 out = method(*args, **kwargs)

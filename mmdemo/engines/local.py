@@ -153,7 +153,7 @@ class TransformersEngine(Engine):
         self._inputs.check_sanitizer(probe(self._capabilities.image))
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(model, "thinker", model)
-        self._encoded = EncoderCache(generator, self._encoder_cache_bytes)
+        self._encoded = EncoderCache(generator, self._encoder_cache_bytes, on_hit=self._clock.kept)
         self._drop = specials_except(processor.tokenizer, self._inputs.marks)
         self._turn_end = turn_end(processor, generator.generation_config.eos_token_id)
         if generator.generation_config.eos_token_id is None:  # a checkpoint without an end token of its own:
