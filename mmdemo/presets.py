@@ -30,7 +30,7 @@ PRESETS_LIST: tuple[Preset, ...] = (
     # The current generation (late 2026). "thinking": reasons before answering when "Think first" is on.
     Preset("qwen3-omni-30b-a3b", "Qwen/Qwen3-Omni-30B-A3B-Instruct", "chat", "Apache-2.0",
            "35.3B parameters (31.7B thinker; experts: about 3B active per token), 63 GB in bf16 without its speech "
-           "head: one 80 GB GPU", ("text", "image", "audio", "video"), ("text", "boxes")),
+           "head: one 80 GB GPU", ("text", "image", "audio", "video"), ("text", "speech", "boxes")),
     Preset("gemma-4-e4b", "google/gemma-4-E4B-it", "chat", "Apache-2.0",
            "4B effective parameters (more with per-layer embeddings), about 16 GB in bf16",
            ("text", "image", "audio", "video"), ("text", "thinking")),

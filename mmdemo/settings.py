@@ -59,7 +59,7 @@ _HELP = {
     "tts_model": "text-to-speech checkpoint that reads answers aloud ('off' to turn speech off)",
     "tts_model_zh": "text-to-speech checkpoint that reads Chinese sentences (default: none; they are skipped "
                     "with a notice)",
-    "native_voice": "load an omni chat model's own speech head (e.g. Qwen2.5-Omni's talker) so it reads its "
+    "native_voice": "load an omni chat model's own speech head (Qwen2.5-Omni's, Qwen3-Omni's) so it reads its "
                     "answers itself (several GB more GPU memory)",
     "search_model": "CLIP/SigLIP checkpoint of the Search tab ('off' to hide the tab)",
     "draw_model": "diffusers text-to-image checkpoint of the Draw tab (default: one on GPUs, off on CPUs)",

@@ -2,8 +2,6 @@
 real files (Qwen3-Omni's assembled): chat with an image, video, audio where the model hears, several turns,
 classification with log-probabilities up to each template's end of turn, grounding in each family's own frame."""
 
-import json
-import shutil
 import threading
 
 import pytest
@@ -139,26 +137,3 @@ def test_a_checkpoint_without_an_end_token_stops_at_its_templates_end_of_turn(se
         hook.remove()
     assert stats.generated_tokens == 1 and text == ""
 
-
-def test_a_speech_head_mmdemo_cannot_stream_is_not_loaded(twins, tmp_path):
-    """Qwen3-Omni's talker and code2wav (a tiny stand-in here) stay unloaded even with ``speech``: only the speech
-    heads ``engines.talker`` streams are worth their memory (3.5B parameters here at full size)."""
-    folder = tmp_path / "speaking-qwen3-omni"
-    shutil.copytree(twins["qwen3-omni-30b-a3b-instruct"], folder)
-    config = json.loads((folder / "config.json").read_text())
-    tiny = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                num_key_value_heads=1, head_dim=16, moe_intermediate_size=16, shared_expert_intermediate_size=16,
-                num_experts=2, num_experts_per_tok=1)
-    talker = config["talker_config"]
-    for part in (talker["text_config"], talker["code_predictor_config"], config["code2wav_config"]):
-        part.pop("layer_types", None)  # written per layer by save_pretrained: the tiny depth's own follow
-    talker["text_config"] |= tiny
-    talker["code_predictor_config"] |= {k: v for k, v in tiny.items() if "expert" not in k}
-    talker["thinker_hidden_size"] = 64
-    config["code2wav_config"] |= {k: tiny[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
-                                                        "num_attention_heads", "num_key_value_heads")}
-    (folder / "config.json").write_text(json.dumps({**config, "enable_audio_output": True}))
-    engine = TransformersEngine(str(folder), "cpu", speech=True)
-    engine.load()
-    assert engine.status().state == "ready"
-    assert not engine._model.has_talker and not engine.capabilities.speech

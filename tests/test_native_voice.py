@@ -1,6 +1,6 @@
-"""The chat model's own voice (Qwen2.5-Omni's talker and vocoder, on a tiny twin that has them): loaded only
-with ``--native-voice``, it reads the streamed answer aloud after the text, in chunks as the talker writes its
-speech codes, and Stop ends it."""
+"""The chat model's own voice (Qwen2.5-Omni's talker and vocoder, and Qwen3-Omni's talker and codec decoder, on
+tiny twins that have them): loaded only with ``--native-voice``, it reads the streamed answer aloud after the
+text, in chunks as the talker writes its speech codes, and Stop ends it."""
 
 import io
 import threading
@@ -173,3 +173,60 @@ def test_the_page_plays_each_chunk_as_it_comes_and_keeps_the_whole_reading():
     whole, rate = soundfile.read(voice.saved(), dtype="float32")
     assert rate == 24_000 and np.allclose(whole, np.concatenate([first, second]), atol=1e-4)
     assert list(voice.rest(threading.Event())) == []  # nothing is played twice at the end
+
+
+@pytest.fixture(scope="module")
+def speaking_qwen3(tmp_path_factory):
+    from tiny_realish import build_speaking_qwen3_omni
+
+    engine = TransformersEngine(str(build_speaking_qwen3_omni(tmp_path_factory.mktemp("qwen3") / "omni")), "cpu",
+                                speech=True)
+    torch.manual_seed(0)  # the talker samples its codes, as published (random weights: any draw will do)
+    engine.load()
+    return engine
+
+
+def test_qwen3_omni_reads_in_chunks_that_join_as_its_own_decoder_reads_the_whole(speaking_qwen3):
+    from mmdemo.engines.codec_voice import CHUNK, LEFT_CONTEXT
+
+    assert speaking_qwen3.capabilities.speech and speaking_qwen3.status().state == "ready"
+    model = speaking_qwen3._model
+    frames: list[torch.Tensor] = []  # what the talker wrote, frame by frame (one code per codebook)
+    hook = model.talker.register_forward_hook(
+        lambda _m, _a, out: frames.append(out.hidden_states[-1]) if out.hidden_states[-1] is not None else None)
+    try:
+        torch.manual_seed(0)
+        _, stats = answer(speaking_qwen3, GenerationParams(8, 0.0, speak=True))
+    finally:
+        hook.remove()
+    assert stats.generated_tokens == 8 and len(frames) > CHUNK  # several chunks
+    assert len(stats.speech) == -(-len(frames) // CHUNK) and {rate for rate, _ in stats.speech} == {24_000}
+    with torch.inference_mode():
+        whole = model.code2wav.chunked_decode(torch.stack(frames, dim=-1), chunk_size=CHUNK,
+                                              left_context_size=LEFT_CONTEXT).reshape(-1).float().numpy()
+    np.testing.assert_array_equal(np.concatenate([clip for _, clip in stats.speech]), whole)
+    parts = dict(speaking_qwen3.capabilities.parts)  # talker and code2wav: the speech head
+    assert parts["speech head"] == sum(p.numel() for m in (model.talker, model.code2wav) for p in m.parameters())
+
+
+def test_stop_while_qwen3_omni_speaks_ends_it(speaking_qwen3):
+    cancel, stats = threading.Event(), GenerationStats()
+    for delta in speaking_qwen3.stream(HELLO, GenerationParams(30, 0.0, speak=True), cancel, stats):
+        if delta == "" or stats.speech:  # the text is complete and the talker is at work
+            cancel.set()
+    assert stats.cancelled and len(stats.speech) <= 1  # up to 240 frames were due: 20 chunks
+    _, after = answer(speaking_qwen3, GenerationParams(4, 0.0, speak=True))  # it answers and speaks again
+    assert after.speech
+
+
+def test_a_voice_that_fails_midway_leaves_the_answer_standing(speaking_qwen3, monkeypatch, caplog):
+    decoder = speaking_qwen3._model.code2wav
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+
+    monkeypatch.setattr(decoder, "forward", broken)
+    spoken, stats = answer(speaking_qwen3, GenerationParams(4, 0.0, speak=True))
+    silent, _ = answer(speaking_qwen3, GenerationParams(4, 0.0))
+    assert "".join(spoken) == "".join(silent) and stats.generated_tokens == 4 and stats.speech == []
+    assert "voice stopped early" in caplog.text

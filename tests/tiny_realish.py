@@ -210,6 +210,31 @@ def build_speaking_omni(out: Path) -> Path:
     return out
 
 
+def build_speaking_qwen3_omni(out: Path) -> Path:
+    """The Qwen3-Omni twin with a tiny speech head: its talker (a mixture of 2 experts, its code predictor) and
+    code2wav, at tiny sizes, speaking with the config's voices."""
+    from transformers import AutoConfig, Qwen3OmniMoeForConditionalGeneration
+
+    build_twin("qwen3-omni-30b-a3b-instruct", out)
+    config = json.loads((out / "config.json").read_text())
+    tiny = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                num_key_value_heads=1, head_dim=16, moe_intermediate_size=16, shared_expert_intermediate_size=16,
+                num_experts=2, num_experts_per_tok=1)
+    talker = config["talker_config"]
+    for part in (talker["text_config"], talker["code_predictor_config"], config["code2wav_config"]):
+        part.pop("layer_types", None)  # written per layer by save_pretrained: the tiny depth's own follow
+    talker["text_config"] |= tiny
+    talker["code_predictor_config"] |= {k: v for k, v in tiny.items() if "expert" not in k}
+    talker |= {"thinker_hidden_size": config["thinker_config"]["text_config"]["hidden_size"], "accept_hidden_layer": 1}
+    config["code2wav_config"] |= {k: tiny[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                                        "num_attention_heads", "num_key_value_heads")}
+    config["code2wav_config"] |= {"decoder_dim": 32, "codebook_dim": 16}
+    (out / "config.json").write_text(json.dumps({**config, "enable_audio_output": True}))
+    torch.manual_seed(0)
+    Qwen3OmniMoeForConditionalGeneration(AutoConfig.from_pretrained(out)).save_pretrained(out)
+    return out
+
+
 def build_twins(out_dir: Path, names: list[str] | None = None) -> dict[str, Path]:
     """Every twin (or those named) in ``out_dir/<name>``."""
     return {name: build_twin(name, Path(out_dir) / name) for name in names or TWINS}

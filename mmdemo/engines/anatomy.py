@@ -82,7 +82,7 @@ class StageClock:
             self._local.stats = None
 
 
-_SPEECH = ("talker", "token2wav")  # an omni model's speech head: speech codes, then the waveform
+_SPEECH = ("talker", "token2wav", "code2wav")  # an omni model's speech head: speech codes, then the waveform
 
 
 def has_audio_encoder(config: object) -> bool:

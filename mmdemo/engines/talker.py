@@ -1,4 +1,6 @@
 """The model's own voice: an omni model (thinker, talker, vocoder) reads its answer aloud itself, streamed.
+Here Qwen2.5-Omni's (below); Qwen3-Omni's codec voice is in ``codec_voice``, which :func:`spoken_answer` hands
+it to.
 
 transformers' composite ``generate`` runs the thinker (the text streams through its streamer as on the text
 path), then the talker, whose speech codes reach ``VoiceStream`` one by one. It turns them into audio chunk by
@@ -25,6 +27,7 @@ from transformers import StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import RungeKutta4ODESolver
 
+from mmdemo.engines import codec_voice
 from mmdemo.engines.streaming import CancelCheck
 
 SAMPLE_RATE = 24_000  # Qwen2.5-Omni's vocoder (BigVGAN at 24 kHz)
@@ -36,7 +39,7 @@ STEPS, GUIDANCE, SWAY = 10, 0.5, -1.0  # token2wav's own defaults: ODE time poin
 _THINKER_ONLY = ("streamer", "stopping_criteria", "max_new_tokens", "do_sample", "temperature", "top_p",
                  "pad_token_id", "pixel_values", "pixel_values_videos")
 Clip = tuple[int, np.ndarray]
-SPEAKING = ("qwen2_5_omni",)  # the omni architectures whose speech head this module streams
+SPEAKING = ("qwen2_5_omni", "qwen3_omni_moe")  # the omni architectures whose speech head is streamed here
 
 
 class _Spoken(Exception):
@@ -45,13 +48,22 @@ class _Spoken(Exception):
 
 def speaks(model: torch.nn.Module) -> bool:
     """Whether ``model`` was loaded with its speech head and a voice to speak with."""
-    return bool(getattr(model, "has_talker", False) and getattr(model, "speaker_map", None))
+    if not getattr(model, "has_talker", False):
+        return False
+    return bool(codec_voice.voices(model) if _codec(model) else getattr(model, "speaker_map", None))
+
+
+def _codec(model: torch.nn.Module) -> bool:
+    return model.config.model_type == "qwen3_omni_moe"  # frames of codec codes (codec_voice), not a DiT's mel
 
 
 def spoken_answer(model: torch.nn.Module, run: dict, stop: CancelCheck, out: Callable[[Clip], None]) -> None:
     """Answer ``run`` (the text path's ``generate`` arguments) in text and in the model's first voice, handing
     each chunk of audio to ``out`` as (sample rate, mono float32 samples) as soon as it is made."""
     given = {(f"thinker_{key}" if key in _THINKER_ONLY else key): value for key, value in run.items()}
+    if _codec(model):
+        codec_voice.spoken_answer(model, given, stop, out)
+        return
     speaker = next(iter(model.speaker_map))
     codes = min(4096, CODES_PER_TOKEN * run["max_new_tokens"])
     config = model.talker.config
