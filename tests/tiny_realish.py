@@ -223,7 +223,7 @@ def build_speaking_qwen3_omni(out: Path) -> Path:
     talker = config["talker_config"]
     for part in (talker["text_config"], talker["code_predictor_config"], config["code2wav_config"]):
         part.pop("layer_types", None)  # written per layer by save_pretrained: the tiny depth's own follow
-    talker["text_config"] |= tiny
+    talker["text_config"] |= tiny | {"num_local_experts": tiny["num_experts"]}  # (the name it is saved under)
     talker["code_predictor_config"] |= {k: v for k, v in tiny.items() if "expert" not in k}
     talker |= {"thinker_hidden_size": config["thinker_config"]["text_config"]["hidden_size"], "accept_hidden_layer": 1}
     config["code2wav_config"] |= {k: tiny[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
@@ -231,7 +231,11 @@ def build_speaking_qwen3_omni(out: Path) -> Path:
     config["code2wav_config"] |= {"decoder_dim": 32, "codebook_dim": 16}
     (out / "config.json").write_text(json.dumps({**config, "enable_audio_output": True}))
     torch.manual_seed(0)
-    Qwen3OmniMoeForConditionalGeneration(AutoConfig.from_pretrained(out)).save_pretrained(out)
+    model = Qwen3OmniMoeForConditionalGeneration(AutoConfig.from_pretrained(out))
+    for name, param in model.talker.named_parameters():  # transformers leaves the talker's experts uninitialised
+        if ".experts." in name:
+            torch.nn.init.normal_(param, std=0.02)
+    model.save_pretrained(out)
     return out
 
 

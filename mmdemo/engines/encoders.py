@@ -56,14 +56,14 @@ class EncoderCache:
             if key is None:
                 return method(*args, **kwargs)
             with self._lock:
-                kept = self._kept.get(key)
-                if kept is not None:
+                found = self._kept.get(key)
+                if found is not None:
                     self._kept.move_to_end(key)
                     self.hits += 1
-            if kept is not None:
+            if found is not None:
                 if self.on_hit:
                     self.on_hit(name)
-                return kept[0]
+                return found[0]
             _state.inside = True
             try:
                 out = method(*args, **kwargs)

@@ -72,7 +72,6 @@ class TransformersEngine(Engine):
         self._generator = None  # what generates the text: the model, or an omni model's thinker
         self._processor = None
         self._capabilities: Capabilities | None = None
-        self._encoded: EncoderCache | None = None
         self._token_ids: dict[str, int] = {}  # each modality's placeholder token
         self._status = EngineStatus("loading", model_id, device)
 
@@ -122,7 +121,7 @@ class TransformersEngine(Engine):
     def close(self) -> None:
         """Free the model's memory (host and GPU); the engine does not answer afterwards."""
         with self._lock:
-            self._model = self._generator = self._processor = self._clock = self._inputs = self._encoded = None
+            self._model = self._generator = self._processor = self._clock = self._inputs = None
             self.fast = None  # it holds the model too
             self._status = EngineStatus("failed", self.model_id, self.device, "unloaded")
         self.workers.run(free_memory)
@@ -153,7 +152,7 @@ class TransformersEngine(Engine):
         self._inputs.check_sanitizer(probe(self._capabilities.image))
         # Omni models (thinker + talker) generate their text with the thinker.
         generator = getattr(model, "thinker", model)
-        self._encoded = EncoderCache(generator, self._encoder_cache_bytes, on_hit=self._clock.kept)
+        EncoderCache(generator, self._encoder_cache_bytes, on_hit=self._clock.kept)  # wraps its encoders
         self._drop = specials_except(processor.tokenizer, self._inputs.marks)
         self._turn_end = turn_end(processor, generator.generation_config.eos_token_id)
         if generator.generation_config.eos_token_id is None:  # a checkpoint without an end token of its own:
