@@ -28,7 +28,8 @@ import torch
 from transformers import Qwen2_5OmniToken2WavConfig
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniToken2WavModel
 
-from mmdemo.engines.talker import SAMPLE_RATE, VoiceStream, _Spoken
+from mmdemo.engines.streaming import Spoken
+from mmdemo.engines.talker import SAMPLE_RATE, VoiceStream
 
 
 def sync(device: str) -> None:
@@ -52,7 +53,7 @@ def streamed(model: SimpleNamespace, codes: list[int], device: str) -> list[tupl
         clock["started"] = time.perf_counter()
         voice.put(torch.tensor([code]))
     clock["started"] = time.perf_counter()
-    with contextlib.suppress(_Spoken):
+    with contextlib.suppress(Spoken):
         voice.end()
     return chunks
 

@@ -11,7 +11,8 @@ import torch
 
 from mmdemo.engines.base import GenerationParams, GenerationStats
 from mmdemo.engines.local import TransformersEngine
-from mmdemo.engines.talker import VoiceStream, _Spoken
+from mmdemo.engines.streaming import Spoken
+from mmdemo.engines.talker import VoiceStream
 
 HELLO = [{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}]
 SPEAK = GenerationParams(12, 0.0, speak=True)
@@ -54,7 +55,7 @@ def read(model: torch.nn.Module, codes: list[int]) -> tuple[list[np.ndarray], li
         for count, code in enumerate(codes, 1):
             voice.put(torch.tensor([code]))
             arrived += [count] * (len(chunks) - len(arrived))
-        with pytest.raises(_Spoken):  # then the composite's own vocoding of the whole is skipped
+        with pytest.raises(Spoken):  # then the composite's own vocoding of the whole is skipped
             voice.end()
     return chunks, arrived + [len(codes)] * (len(chunks) - len(arrived))
 

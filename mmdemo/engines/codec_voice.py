@@ -20,19 +20,14 @@ import torch
 from transformers import StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from mmdemo.engines.streaming import CancelCheck
+from mmdemo.engines.streaming import CancelCheck, Clip, Spoken
 from mmdemo.errors import Cancelled
 
 SAMPLE_RATE = 24_000  # code2wav's output
 CHUNK = 12  # frames decoded at a time (0.96 s of speech)
 LEFT_CONTEXT = 25  # frames before a chunk that code2wav sees again, as its own chunked_decode
 FRAMES_PER_TOKEN = 8  # codec frames per answer token at most: a bound (speech needs about 4)
-Clip = tuple[int, object]
 log = logging.getLogger(__name__)
-
-
-class _Spoken(Exception):
-    """The talker has ended and its frames are already audio: skips the composite's whole-answer decoding."""
 
 
 def voices(model: torch.nn.Module) -> list[str]:
@@ -46,7 +41,7 @@ def spoken_answer(model: torch.nn.Module, given: dict, stop: CancelCheck, out: C
     frames = min(4096, FRAMES_PER_TOKEN * given.get("thinker_max_new_tokens", 512))
     stream = CodecStream(model, out, stop.cancel.is_set)
     try:
-        with contextlib.suppress(_Spoken):  # raised when the talker ends: the audio has been made already
+        with contextlib.suppress(Spoken):  # raised when the talker ends: the audio has been made already
             model.generate(**given, speaker=voices(model)[0], return_audio=True, talker_max_new_tokens=frames,
                            talker_stopping_criteria=StoppingCriteriaList([stop]), talker_streamer=stream)
     except Cancelled:  # Stop, inside a layer: the engine ends the answer there
@@ -88,7 +83,7 @@ class CodecStream(BaseStreamer):
         own decoding of the whole answer."""
         if len(self._frames) > self._done and not self._stopped():
             self._decode(len(self._frames))
-        raise _Spoken
+        raise Spoken
 
     def close(self) -> None:
         """Take the hook off the talker."""

@@ -12,6 +12,7 @@ from transformers import StoppingCriteria, TextIteratorStreamer
 
 from mmdemo.engines.base import GenerationStats
 
+Clip = tuple[int, object]  # a chunk of the model's own voice: (sample rate, mono float32 samples)
 STREAM_INTERVAL_S = 0.04  # on CPU, text is handed to the consumer at most 25 times a second
 HEARTBEAT_S = 0.25  # while work goes on after the text (the model's voice), the stream says so this often
 
@@ -103,3 +104,8 @@ class BatchingStreamer(TextIteratorStreamer):
             if stream_end:  # an answer cut at the token limit inside a character: drop its incomplete bytes
                 joined = joined.rstrip("\ufffd")
             super().on_finalized_text(joined, stream_end)
+
+
+class Spoken(Exception):
+    """Raised by a talker's streamer when it ends: its audio is made already, so the composite ``generate``
+    skips its own decoding of the whole answer."""

@@ -21,14 +21,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from transformers import StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import RungeKutta4ODESolver
 
 from mmdemo.engines import codec_voice
-from mmdemo.engines.streaming import CancelCheck
+from mmdemo.engines.streaming import CancelCheck, Clip, Spoken
 
 SAMPLE_RATE = 24_000  # Qwen2.5-Omni's vocoder (BigVGAN at 24 kHz)
 CODES_PER_TOKEN = 25  # speech codes (50 a second) per answer token at most: a bound, speech needs ~15
@@ -38,40 +37,41 @@ STEPS, GUIDANCE, SWAY = 10, 0.5, -1.0  # token2wav's own defaults: ODE time poin
 # the thinker's alone: generation settings, and the pixels (the talker takes the grids, and refuses pixels)
 _THINKER_ONLY = ("streamer", "stopping_criteria", "max_new_tokens", "do_sample", "temperature", "top_p",
                  "pad_token_id", "pixel_values", "pixel_values_videos")
-Clip = tuple[int, np.ndarray]
-SPEAKING = ("qwen2_5_omni", "qwen3_omni_moe")  # the omni architectures whose speech head is streamed here
 
 
-class _Spoken(Exception):
-    """The talker has ended and its codes are already audio: skips the composite's whole-sequence vocoding."""
+def _dit_voices(model: torch.nn.Module) -> list[str]:
+    """The voices Qwen2.5-Omni's speech head speaks with (its speaker file's)."""
+    return list(getattr(model, "speaker_map", None) or {})
+
+
+def _dit_answer(model: torch.nn.Module, given: dict, stop: CancelCheck, out: Callable[[Clip], None]) -> None:
+    """Qwen2.5-Omni's reading: the talker's codes through :class:`VoiceStream`."""
+    speaker = _dit_voices(model)[0]
+    codes = min(4096, CODES_PER_TOKEN * given["thinker_max_new_tokens"])
+    config = model.talker.config
+    eos = [config.tts_codec_pad_token_id, config.tts_codec_end_token_id]  # the composite's default end codes
+    voice = VoiceStream(model, speaker, codes, eos, out, stop.cancel.is_set)
+    with contextlib.suppress(Spoken):  # raised when the talker ends: the audio has been made already
+        model.generate(**given, speaker=speaker, talker_max_new_tokens=codes, talker_eos_token_id=eos,
+                       talker_stopping_criteria=StoppingCriteriaList([stop]), talker_streamer=voice)
+
+
+# The omni architectures whose speech head is streamed: the voices it speaks with, and how it reads an answer.
+_HEADS = {"qwen2_5_omni": (_dit_voices, _dit_answer), "qwen3_omni_moe": (codec_voice.voices, codec_voice.spoken_answer)}
+SPEAKING = tuple(_HEADS)
 
 
 def speaks(model: torch.nn.Module) -> bool:
-    """Whether ``model`` was loaded with its speech head and a voice to speak with."""
-    if not getattr(model, "has_talker", False):
-        return False
-    return bool(codec_voice.voices(model) if _codec(model) else getattr(model, "speaker_map", None))
-
-
-def _codec(model: torch.nn.Module) -> bool:
-    return model.config.model_type == "qwen3_omni_moe"  # frames of codec codes (codec_voice), not a DiT's mel
+    """Whether ``model`` was loaded with a speech head streamed here and a voice to speak with."""
+    head = _HEADS.get(model.config.model_type)
+    return bool(getattr(model, "has_talker", False) and head and head[0](model))
 
 
 def spoken_answer(model: torch.nn.Module, run: dict, stop: CancelCheck, out: Callable[[Clip], None]) -> None:
     """Answer ``run`` (the text path's ``generate`` arguments) in text and in the model's first voice, handing
     each chunk of audio to ``out`` as (sample rate, mono float32 samples) as soon as it is made."""
     given = {(f"thinker_{key}" if key in _THINKER_ONLY else key): value for key, value in run.items()}
-    if _codec(model):
-        codec_voice.spoken_answer(model, given, stop, out)
-        return
-    speaker = next(iter(model.speaker_map))
-    codes = min(4096, CODES_PER_TOKEN * run["max_new_tokens"])
-    config = model.talker.config
-    eos = [config.tts_codec_pad_token_id, config.tts_codec_end_token_id]  # the composite's default end codes
-    voice = VoiceStream(model, speaker, codes, eos, out, stop.cancel.is_set)
-    with contextlib.suppress(_Spoken):  # raised when the talker ends: the audio has been made already
-        model.generate(**given, speaker=speaker, talker_max_new_tokens=codes, talker_eos_token_id=eos,
-                       talker_stopping_criteria=StoppingCriteriaList([stop]), talker_streamer=voice)
+    _HEADS[model.config.model_type][1](model, given, stop, out)
 
 
 class VoiceStream(BaseStreamer):
@@ -115,7 +115,7 @@ class VoiceStream(BaseStreamer):
         own vocoding of the whole sequence."""
         if len(self._codes) * self._repeats > self._mel.shape[-1] and not self._stopped():
             self._emit(finished=True)
-        raise _Spoken
+        raise Spoken
 
     def _next_end(self) -> int:
         """Where the next chunk's mel frames end: the first chunk is 3 blocks, each later one as long as all
