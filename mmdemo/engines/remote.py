@@ -40,6 +40,11 @@ class _Replica:
     down_until: float = 0.0  # monotonic time before which the replica is not tried without a health check
 
 
+def takes(caps: Capabilities) -> str:
+    """What a served model reads, in words: "text, images, audio"."""
+    return ", ".join(n for n, ok in (("text", True), ("images", caps.image), ("audio", caps.audio)) if ok)
+
+
 def to_openai(messages: list[dict]) -> list[dict]:
     """Hugging Face chat messages (PIL images, float32 audio) -> OpenAI chat messages (base64 parts)."""
     return [{"role": m["role"], "content": [_part(p) for p in m["content"]]} for m in messages]
@@ -63,7 +68,8 @@ class OpenAIEngine(Engine):
     """Streams chat completions from OpenAI-compatible servers; same protocol as the local engine."""
 
     def __init__(self, base_urls: Sequence[str], model: str, api_key: str | None = None, timeout: float = 120.0,
-                 retry_after_s: float = 5.0) -> None:
+                 retry_after_s: float = 5.0, capabilities: Capabilities | None = None) -> None:
+        """``capabilities``: what the model takes, when the caller knows (else probed by :meth:`load`)."""
         self.model = model
         self.retry_after_s = retry_after_s
         self._replicas = [
@@ -75,7 +81,7 @@ class OpenAIEngine(Engine):
             raise UserError("--engine openai needs at least one --base-url")
         self._turn = itertools.count()
         self._lock = threading.Lock()
-        self._capabilities: Capabilities | None = None
+        self._capabilities = capabilities
         hosts = ", ".join(urlparse(r.url).netloc for r in self._replicas)
         self._device = f"remote server{'s' if len(self._replicas) > 1 else ''} {hosts}"
         self._status = EngineStatus("loading", model, self._device, "connecting")
@@ -92,17 +98,16 @@ class OpenAIEngine(Engine):
             except UserError as exc:
                 self._status = EngineStatus("failed", self.model, self._device, str(exc))
                 raise
-            caps = self._capabilities
-            takes = ", ".join(n for n, ok in (("text", True), ("images", caps.image), ("audio", caps.audio)) if ok)
-            self._status = EngineStatus("ready", self.model, self._device, f"takes {takes}")
-            log.info("remote model %s ready: takes %s", self.model, takes)
+            self._status = EngineStatus("ready", self.model, self._device, f"takes {takes(self._capabilities)}")
+            log.info("remote model %s ready: takes %s", self.model, takes(self._capabilities))
 
     def _probe(self) -> Capabilities:
-        base = self._usage([{"type": "text", "text": "Hi"}])
+        base = self._usage([{"type": "text", "text": "Hi"}], strict=True)
         image = {"type": "image", "image": Image.new("RGB", (64, 64), "white")}
         audio = {"type": "audio", "audio": np.zeros(AUDIO_RATE, np.float32)}
-        # A server that ignores a part reports the same prompt size; one that refuses it answers 4xx.
-        takes = {kind: self._usage([part, {"type": "text", "text": "Hi"}]) for kind, part in
+        # A server that ignores a part reports the same prompt size; one that refuses it answers with an error
+        # (4xx from vLLM; llama.cpp answers 500 "audio input is not supported").
+        takes = {kind: self._usage([part, {"type": "text", "text": "Hi"}], strict=False) for kind, part in
                  (("image", image), ("audio", audio))}
         return Capabilities(
             image=takes["image"] is not None and (base is None or takes["image"] > base),
@@ -110,8 +115,9 @@ class OpenAIEngine(Engine):
             audio_sampling_rate=AUDIO_RATE, max_audio_seconds=30.0,
         )
 
-    def _usage(self, content: list[dict]) -> int | None:
-        """Prompt tokens of a one-token request (None when unknown); raise when no server answers."""
+    def _usage(self, content: list[dict], strict: bool) -> int | None:
+        """Prompt tokens of a one-token request (None when refused); raise when no server answers, or when a
+        ``strict`` request fails on the server (5xx)."""
         messages = to_openai([{"role": "user", "content": content}])
         for replica in self._candidates():
             try:
@@ -120,9 +126,9 @@ class OpenAIEngine(Engine):
                 self._mark_down(replica)
                 continue
             except openai.APIStatusError as exc:
-                if exc.status_code >= 500:
+                if strict and exc.status_code >= 500:
                     raise _status_error(exc) from exc
-                return None  # 4xx: this input is refused
+                return None  # this input is refused
             return response.usage.prompt_tokens if response.usage else 0
         raise self._unreachable()
 
@@ -163,6 +169,8 @@ class OpenAIEngine(Engine):
         self.load()
         request = dict(model=self.model, messages=to_openai(messages), stream=True, max_tokens=params.max_new_tokens,
                        temperature=params.temperature, top_p=params.top_p, stream_options={"include_usage": True})
+        if self.capabilities.thinking:  # the template's switch (llama.cpp, vLLM and SGLang read it from here)
+            request["extra_body"] = {"chat_template_kwargs": {"enable_thinking": params.think}}
         for replica in self._candidates():
             try:
                 response = replica.client.chat.completions.create(**request)
