@@ -116,6 +116,21 @@ def test_a_broken_model_file_fails_with_a_clear_message(tmp_path):
         find_server(str(tmp_path / "no-such-program"))
 
 
+def test_a_server_started_by_a_passing_thread_stays(engine):
+    """The app loads models on a background thread that then ends: the server must outlive it."""
+    other = LlamaCppEngine(str(GGUF), context=512)
+    loader = threading.Thread(target=other.load)
+    loader.start()
+    loader.join(60)
+    first = other._server.proc
+    time.sleep(1.5)
+    try:
+        assert other._server.alive() and other._server.proc is first
+    finally:
+        other.close()
+    assert not other._server.alive()
+
+
 def test_the_server_ends_with_the_app(tmp_path):
     """Even killed (no cleanup runs), the app leaves no llama-server behind."""
     script = ("import sys; from mmdemo.engines.llamacpp import LlamaCppEngine\n"

@@ -110,16 +110,31 @@ class LlamaServer:
         if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
             args.append("--offline")  # the Hub cache only, as for every other model
         log.info("starting llama.cpp: %s", " ".join(a if a != self.key else "***" for a in args[1:]))
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, errors="replace",
-                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-        threading.Thread(target=self._read_log, args=(self.proc,), name="llama-server-log", daemon=True).start()
+        # The kernel ends the server when the thread that started it ends, not the process: so a thread of its own
+        # starts it and lives as long as it runs (reading its log).
+        started: list[subprocess.Popen | OSError] = []
+        keeper = threading.Thread(target=self._keep, args=(args, started), name="llama-server", daemon=True)
+        keeper.start()
+        while not started and keeper.is_alive():
+            time.sleep(0.01)
+        if not started or isinstance(started[0], OSError):
+            raise UserError(f"llama.cpp's server could not be started ({started[0] if started else 'no process'}).")
+        self.proc = started[0]
 
-    def _read_log(self, proc: subprocess.Popen) -> None:
+    def _keep(self, args: list[str], started: list) -> None:
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, errors="replace",
+                                    preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        except OSError as exc:
+            started.append(exc)
+            return
+        started.append(proc)
         assert proc.stdout is not None
         for line in proc.stdout:
             self.tail.append(line.rstrip())
             log.debug("llama-server: %s", line.rstrip())
+        proc.wait()
 
     def alive(self) -> bool:
         """Whether the process is running."""
