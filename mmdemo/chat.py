@@ -99,30 +99,34 @@ class ChatService:
         self._prefetched: OrderedDict[tuple[str, ...], None] = OrderedDict()  # the latest files encoded ahead
         self._prefetching = threading.Lock()
 
-    def prefetch(self, files: Sequence[str]) -> Future | None:
+    def prefetch(self, files: Sequence[str], history: Sequence[Turn] = (), system_prompt: str = "") -> Future | None:
         """Have the model encode the media of a message that is still being written (attached, not sent), in
-        the background and only while it is idle: the answer then starts without encoding them. The job (done
-        when they are encoded, or given up), or ``None`` when there is nothing to do."""
-        key, engine = tuple(files), self.models.engine
+        the background and only while it is idle: the answer then starts without encoding them. ``history`` and
+        ``system_prompt``: the conversation it will be sent in (a server that keeps prompts, like llama.cpp's,
+        then reuses all of it). The job (done when they are encoded, or given up), or ``None`` when there is
+        nothing to do."""
+        files, engine = tuple(files), self.models.engine
+        key = (files, len(history), system_prompt)
         with self._prefetching:
-            if not key or key in self._prefetched or not engine.idle():  # (busy: asked again as the visitor types)
+            if not files or key in self._prefetched or not engine.idle():  # (busy: asked again as the visitor types)
                 return None
             self._prefetched[key] = None
             while len(self._prefetched) > PREFETCHED:
                 self._prefetched.popitem(last=False)
-        return _HELPERS.submit(self._prefetch, engine, key)
+        return _HELPERS.submit(self._prefetch, engine, key, tuple(history))
 
-    def _prefetch(self, engine: Engine, files: tuple[str, ...]) -> None:
-        try:  # the media as a first message with them would carry them
-            prepared = build_messages((), Turn.user("", files), system_prompt="", capabilities=engine.capabilities,
-                                      budget=self.budget)
+    def _prefetch(self, engine: Engine, key: tuple, history: tuple[Turn, ...]) -> None:
+        files, _, system_prompt = key
+        try:  # the conversation with the new message's media, as the request will carry them
+            prepared = build_messages(history, Turn.user("", files), system_prompt=system_prompt,
+                                      capabilities=engine.capabilities, budget=self.budget)
             job = engine.prefetch(prepared.messages)
             if job is None:
                 raise Cancelled
             job.result()
         except Cancelled:  # a request came first: the next change of the message asks again
             with self._prefetching:
-                self._prefetched.pop(files, None)
+                self._prefetched.pop(key, None)
         except Exception as exc:  # a file the request itself will explain
             log.debug("nothing encoded ahead for %d file(s): %s", len(files), one_line(exc))
 

@@ -32,7 +32,7 @@ except UserError as missing:  # pragma: no cover - CI installs it (.ci/run)
 
 def user(*parts: dict) -> list[dict]:
     return [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
-            {"role": "user", "content": list(parts)}]
+            *([{"role": "user", "content": list(parts)}] if parts else [])]
 
 
 IMAGE = {"type": "image", "image": Image.new("RGB", (96, 64), "red")}
@@ -74,6 +74,36 @@ def test_images_are_sent_within_the_token_budget(engine):
         part = {"type": "image", "image": image}
         list(engine.stream(user(part, TEXT), GenerationParams(2, 0.0), threading.Event(), stats))
     assert big.prompt_tokens == fitted.prompt_tokens
+
+
+def test_media_read_ahead_are_not_read_again(engine):
+    """While a message is written, llama-server reads its picture in the conversation; it keeps that prompt, so
+    the request with the question added starts after the picture."""
+    photo = {"type": "image", "image": Image.open(ASSETS / "chart.png").convert("RGB")}
+    system = user()[0]
+    engine.load()
+    assert engine.idle()
+    engine.prefetch([system, {"role": "user", "content": [photo]}]).result(timeout=60)
+    read, cold = GenerationStats(), GenerationStats()
+    list(engine.stream([system, {"role": "user", "content": [photo, TEXT]}], GenerationParams(2, 0.0),
+                       threading.Event(), read))
+    list(engine.stream(user(IMAGE, TEXT), GenerationParams(2, 0.0), threading.Event(), cold))
+    assert read.prompt_tokens - read.cached_tokens <= 10  # only the question and the turn's end were read
+    assert cold.prompt_tokens - cold.cached_tokens > 15  # a new picture is read
+    assert engine._reads_ahead  # it helped: it stays on
+
+
+def test_reading_ahead_stops_where_the_server_cannot_reuse_it():
+    """Qwen3.5's recurrent layers cannot be rolled back to the end of a picture: after two reads in vain the
+    engine stops reading ahead (measured on it: 26 of 238 prompt tokens reused)."""
+    served = LlamaCppEngine(str(GGUF), context=512)
+    try:
+        served.load()
+        for _ in range(2):
+            served._judge_reading(GenerationStats(prompt_tokens=238, cached_tokens=26))
+        assert served.prefetch(user(IMAGE)) is None and not served._reads_ahead
+    finally:
+        served.close()
 
 
 def test_the_openai_engine_probes_a_llama_server(engine):

@@ -53,6 +53,7 @@ class GenerationStats:
     from the start of the request."""
 
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt tokens, those a server reused from an earlier request (its prompt cache)
     media_tokens: dict[str, int] = field(default_factory=dict)  # prompt tokens per modality, e.g. {"image": 64}
     frames: int = 0  # video frames the model saw
     generated_tokens: int = 0

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -196,6 +197,9 @@ class LlamaCppEngine(Engine):
         self._server = LlamaServer(find_server(binary), model, context, parallel, max_image_tokens, threads)
         self._remote: OpenAIEngine | None = None
         self._lock = threading.Lock()
+        self._answering, self._counting = 0, threading.Lock()  # requests in flight
+        self._reads_ahead, self._read, self._misses = True, False, 0  # reading ahead: on, just done, in vain
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llama-ahead")
         self._closed = threading.Event()
         self._device = "llama.cpp on this machine"
         self._status = EngineStatus("loading", model, self._device, "starting llama.cpp")
@@ -232,7 +236,46 @@ class LlamaCppEngine(Engine):
         """The answer from llama-server (started again first if it has died)."""
         self.load()
         assert self._remote is not None
-        yield from self._remote.stream(self._fit(messages), params, cancel, stats)
+        stats = stats if stats is not None else GenerationStats()
+        with self._counting:
+            self._answering += 1
+            after_reading, self._read = self._read, False
+        try:
+            yield from self._remote.stream(self._fit(messages), params, cancel, stats)
+        finally:
+            with self._counting:
+                self._answering -= 1
+        if after_reading:
+            self._judge_reading(stats)
+
+    def _judge_reading(self, stats: GenerationStats) -> None:
+        """Stop reading ahead for a model whose server could not reuse what it read twice in a row (recurrent or
+        sliding-window layers cannot be rolled back to the end of an image; the read was work for nothing)."""
+        self._misses = 0 if stats.cached_tokens * 2 >= stats.prompt_tokens else self._misses + 1
+        if self._misses >= 2:
+            self._reads_ahead = False
+            log.info("llama.cpp could not reuse the prompts it read ahead for %s: reading ahead is off",
+                     self._server.label)
+
+    def idle(self) -> bool:
+        """Whether the server is up and answering nobody."""
+        return self._status.state == "ready" and self._answering == 0
+
+    def prefetch(self, messages: list[dict]) -> Future | None:
+        """Have llama-server read ``messages`` (the conversation with the media of a message still being written)
+        while it is idle: it keeps the prompt it read, so the request that follows, the same conversation with
+        the question added, starts after its media."""
+        if not self.idle() or not self._reads_ahead:
+            return None
+
+        def read() -> None:
+            started = time.perf_counter()
+            assert self._remote is not None
+            list(self._remote.stream(self._fit(messages), GenerationParams(1, 0.0), threading.Event()))
+            self._read = True
+            log.info("read ahead by llama.cpp in %.2f s", time.perf_counter() - started)
+
+        return self._ahead.submit(read)
 
     def _fit(self, messages: list[dict]) -> list[dict]:
         """``messages`` with every image at most ``image_edge`` pixels on its long side."""
@@ -252,6 +295,7 @@ class LlamaCppEngine(Engine):
     def close(self) -> None:
         """Stop llama-server (also one still starting)."""
         self._closed.set()
+        self._ahead.shutdown(wait=False, cancel_futures=True)
         self._server.stop()
         self._status = EngineStatus("failed", self.model, self._device, "unloaded")
 

@@ -190,6 +190,8 @@ class OpenAIEngine(Engine):
                     break
                 if chunk.usage:
                     stats.prompt_tokens = chunk.usage.prompt_tokens
+                    details = chunk.usage.prompt_tokens_details
+                    stats.cached_tokens = (details.cached_tokens or 0) if details else 0
                 delta = chunk.choices[0].delta if chunk.choices else None
                 thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
                 text, reasoning = _marked(thought, delta.content if delta is not None else None, reasoning)

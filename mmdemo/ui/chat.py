@@ -70,7 +70,7 @@ def chat_tab(demo: gr.Blocks, service: ChatService, settings: Settings, examples
                    concurrency_limit=None)
     answering = [answer(gr.on([textbox.submit, send.click], **turn_io))]
     # files attached (or an example picked) are encoded while the visitor writes; no queue, nothing shown
-    textbox.change(handlers.prefetch, [textbox], None, queue=False, show_progress="hidden",
+    textbox.change(handlers.prefetch, [textbox, chatbot, system], None, queue=False, show_progress="hidden",
                    trigger_mode="always_last", api_visibility="undocumented")
     picked = chatbot.example_select(fill_example, None, [textbox], queue=False,
                                     api_visibility="undocumented")  # an example card in the empty chat

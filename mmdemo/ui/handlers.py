@@ -56,9 +56,10 @@ class ChatHandlers:
         # Gradio streams audio through the ffmpeg program: without it each answer's clip comes at its end
         self.live = shutil.which("ffmpeg") is not None
 
-    def prefetch(self, message: dict | None) -> None:
-        """The files attached to the message being written are encoded ahead (``ChatService.prefetch``)."""
-        self.service.prefetch(file_paths((message or {}).get("files") or []))
+    def prefetch(self, message: dict | None, chat: list[dict], system: str) -> None:
+        """The files attached to the message being written are encoded ahead, in the conversation it will be
+        sent in (``ChatService.prefetch``)."""
+        self.service.prefetch(file_paths((message or {}).get("files") or []), to_turns(chat or []), system or "")
 
     def add_user_message(self, message: dict | None, chat: list[dict], task_key: str, prompt: str, labels: str,
                          language: str, request: gr.Request) -> tuple[dict, list[dict], dict]:
