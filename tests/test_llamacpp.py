@@ -19,7 +19,8 @@ from PIL import Image
 
 from mmdemo import presets
 from mmdemo.engines.base import GenerationParams, GenerationStats
-from mmdemo.engines.llamacpp import LlamaCppEngine, capabilities, find_server
+from mmdemo.engines.llamacpp import LlamaCppEngine, capabilities
+from mmdemo.engines.llamaserver import find_server
 from mmdemo.engines.remote import OpenAIEngine
 from mmdemo.errors import UserError
 
