@@ -12,7 +12,8 @@
     python bench/llamacpp.py --hf HF_DIR --gguf out/model-bf16.gguf out/model-Q4_K_M.gguf
 
 Both engines get the same requests through mmdemo's Engine interface, each with its CPU image budget (256
-tokens an image): one 1 MP photo (1184×864) and a question, or the question alone. Prints the time to the first
+tokens an image): one 1 MP photo (1184×864) and a question, a spoken question (where both engines hear), or the
+question alone. Prints the time to the first
 token, decode tokens/s (median of ``--runs``, interleaved: each GGUF, then transformers, each run) and the peak
 memory of each (llama-server's own process; this process, which holds the transformers model).
 """
@@ -20,6 +21,7 @@ memory of each (llama-server's own process; this process, which holds the transf
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
 import statistics
@@ -31,6 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+import soundfile  # noqa: E402
 from common import IMAGE, QUESTION  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -44,6 +47,13 @@ def run(engine: object, content: list[dict], tokens: int) -> tuple[float, float]
                            threading.Event(), stats):
         pass
     return stats.first_token_s or 0.0, stats.tokens_per_s or 0.0
+
+
+def photo(seed: int) -> Image.Image:
+    """The benchmark photo at 1184×864 with a corner changed by ``seed``, so that no cache has seen it."""
+    image = Image.open(IMAGE).convert("RGB").resize((1184, 864))
+    image.paste((seed * 37 % 256, seed * 91 % 256, 128), (0, 0, 48, 48))
+    return image
 
 
 def peak_gb(pid: int) -> float:
@@ -70,24 +80,32 @@ def main() -> None:
     local = TransformersEngine(args.hf, "cpu", encoder_cache_mb=0)  # every photo encoded: it is a new one
     local.load()
     engines["transformers (mmdemo's local engine)"] = local
-    photo = Image.open(IMAGE).convert("RGB").resize((1184, 864))
-    asks = {"photo": [{"type": "image", "image": photo}, {"type": "text", "text": QUESTION}],
-            "text": [{"type": "text", "text": QUESTION}]}
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for _ in range(args.runs):
-        for kind, content in asks.items():
-            for name, engine in engines.items():
+    fresh = itertools.count()
+    hears = all(engine.capabilities.audio for engine in engines.values())  # type: ignore[attr-defined]
+    speech = soundfile.read(ROOT / "assets" / "question.wav", dtype="float32")[0] * 0.9
+    for turn in range(args.runs):
+        for name, engine in engines.items():  # a new photo each time: llama-server reuses a prompt it has seen
+            asks = {"photo": [{"type": "image", "image": photo(next(fresh))},
+                              {"type": "text", "text": QUESTION}],
+                    "text": [{"type": "text", "text": f"{QUESTION} ({turn})"}]}
+            if hears:  # the spoken question (2.5 s), a little louder each time so that no cache has heard it
+                asks["clip"] = [{"type": "audio", "audio": speech * (1 + next(fresh) / 100)},
+                                {"type": "text", "text": "Answer the question."}]
+            for kind, content in asks.items():
                 results.setdefault((name, kind), []).append(run(engine, content, args.tokens))
     print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, {args.tokens} new tokens, median of {args.runs}")
-    print("| engine | first token, 1 MP photo | first token, text | decode tok/s | peak memory |")
-    print("|---|---|---|---|---|")
+    clip_head = " first token, spoken question |" if hears else ""
+    print(f"| engine | first token, 1 MP photo |{clip_head} first token, text | decode tok/s | peak memory |")
+    print("|---|---|---|---|---|" + ("---|" if hears else ""))
     for name, engine in engines.items():
         photo_runs, text_runs = results[(name, "photo")], results[(name, "text")]
         server = getattr(engine, "_server", None)
         memory = peak_gb(server.proc.pid) if server else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-        print(f"| {name} | {statistics.median(t for t, _ in photo_runs):.2f} s | "
+        clip = f" {statistics.median(t for t, _ in results[(name, 'clip')]):.2f} s |" if hears else ""
+        print(f"| {name} | {statistics.median(t for t, _ in photo_runs):.2f} s |{clip} "
               f"{statistics.median(t for t, _ in text_runs):.2f} s | "
-              f"{statistics.median(s for _, s in text_runs):.1f} | {memory:.1f} GB |")
+              f"{statistics.median(s for _, s in text_runs):.1f} | {memory:.2f} GB |")
     for engine in engines.values():
         engine.close()  # type: ignore[attr-defined]
 
