@@ -135,10 +135,11 @@ def test_a_killed_server_is_started_again(engine):
 
 def test_a_broken_model_file_fails_with_a_clear_message(tmp_path):
     broken = tmp_path / "broken.gguf"
-    broken.write_bytes(b"GGUF" + os.urandom(64))
+    broken.write_bytes(b"GGUF" + (99).to_bytes(4, "little") + bytes(64))
     bad = LlamaCppEngine(str(broken), start_timeout_s=60)
     with pytest.raises(UserError, match="llama.cpp could not load broken.gguf") as failed:
         bad.load()
+    assert "this GGUF file is version 99" in str(failed.value)  # the cause, not the lines that gave up after it
     assert str(tmp_path) not in str(failed.value) and bad.status().state == "failed"
     assert not bad._server.alive()
     with pytest.raises(UserError, match="does not exist"):

