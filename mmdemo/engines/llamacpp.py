@@ -31,14 +31,14 @@ class LlamaCppEngine(Engine):
     """A GGUF model served by a local llama-server; requests go through :class:`OpenAIEngine`."""
 
     def __init__(self, model: str, binary: str | None = None, context: int = 8192, parallel: int = 1,
-                 max_image_tokens: int = 256, threads: int | None = None, start_timeout_s: float = 1800.0) -> None:
+                 max_image_tokens: int = 256, start_timeout_s: float = 1800.0) -> None:
         """``context``: tokens per conversation (each of ``parallel`` slots); ``max_image_tokens``: what one image
         may become (models that resize: llama-server's own limit; models that tile, like SmolVLM: images are sent
         at most ``image_edge`` pixels on their long side, the same budget at 32 px a token)."""
         self.model = model
         self.start_timeout_s = start_timeout_s
         self.image_edge = int(max_image_tokens**0.5 * 32)
-        self._server = LlamaServer(find_server(binary), model, context, parallel, max_image_tokens, threads)
+        self._server = LlamaServer(find_server(binary), model, context, parallel, max_image_tokens)
         self._remote: OpenAIEngine | None = None
         self._lock = threading.Lock()
         self._answering, self._counting = 0, threading.Lock()  # requests in flight

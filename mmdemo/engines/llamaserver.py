@@ -79,12 +79,11 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec: the 
 class LlamaServer:
     """One ``llama-server`` process on 127.0.0.1, private to this app (a random API key), with its log kept."""
 
-    def __init__(self, binary: str, model: str, context: int, parallel: int, image_tokens: int,
-                 threads: int | None = None) -> None:
+    def __init__(self, binary: str, model: str, context: int, parallel: int, image_tokens: int) -> None:
         self.binary, self.model, self.image_tokens = binary, model, image_tokens
         self.label = Path(model).name if model.endswith(".gguf") else model  # never a local path in a message
         self.key = secrets.token_urlsafe(24)
-        self.context, self.parallel, self.threads = context, parallel, threads
+        self.context, self.parallel = context, parallel
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.tail: collections.deque[str] = collections.deque(maxlen=300)
@@ -96,8 +95,6 @@ class LlamaServer:
         args = [self.binary, *model_args(self.model), "--host", "127.0.0.1", "--port", str(port), "--api-key",
                 self.key, "--jinja", "--ctx-size", str(self.context * self.parallel), "--parallel",
                 str(self.parallel), "--image-max-tokens", str(self.image_tokens), "--no-webui"]
-        if self.threads:
-            args += ["--threads", str(self.threads)]
         if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
             args.append("--offline")  # the Hub cache only, as for every other model
         log.info("starting llama.cpp: %s", " ".join(a if a != self.key else "***" for a in args[1:]))
