@@ -88,6 +88,7 @@ PRESETS_LIST: tuple[Preset, ...] = (
 )
 PRESETS: dict[str, Preset] = {p.model_id: p for p in PRESETS_LIST}
 BY_NAME: dict[str, Preset] = {p.name: p for p in PRESETS_LIST}
+BY_GGUF: dict[str, Preset] = {p.gguf: p for p in PRESETS_LIST if p.gguf}
 
 # The default checkpoint per role and device (None: off by default there).
 DEFAULTS: dict[Role, dict[str, str | None]] = {

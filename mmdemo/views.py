@@ -10,7 +10,7 @@ from mmdemo.engines.base import EngineStatus, GenerationStats
 from mmdemo.errors import shown_name
 from mmdemo.locales import live
 from mmdemo.modalities import MODALITIES
-from mmdemo.presets import PRESETS
+from mmdemo.presets import BY_GGUF, PRESETS
 from mmdemo.showcase import ExampleCache
 
 SERVING = ("ready", "degraded")  # engine states in which requests are answered
@@ -57,6 +57,9 @@ def model_card(service: ChatService) -> str:
     rows = [("Model", f"`{model_name(status)}`"), ("Runs on", status.device)]
     if preset:
         rows += [("Size", preset.size), ("Licence", preset.licence)]
+    elif status.model in BY_GGUF:  # a preset's llama.cpp build
+        built = BY_GGUF[status.model]
+        rows += [("Built from", f"`{built.model_id}` (GGUF weights for llama.cpp)"), ("Licence", built.licence)]
     if status.state in SERVING:
         caps = service.models.engine.capabilities
         takes = ["text"] + [m.plural for m in MODALITIES.values() if getattr(caps, m.capability)]

@@ -18,11 +18,15 @@ from helpers import ASSETS, ROOT, Server
 from PIL import Image
 
 from mmdemo import presets
-from mmdemo.engines.base import GenerationParams, GenerationStats
+from mmdemo.chat import ChatService
+from mmdemo.engines.base import EngineStatus, GenerationParams, GenerationStats
 from mmdemo.engines.llamacpp import LlamaCppEngine, capabilities
 from mmdemo.engines.llamaserver import find_server
 from mmdemo.engines.remote import OpenAIEngine
 from mmdemo.errors import UserError
+from mmdemo.modalities import Budget
+from mmdemo.models import ModelManager
+from mmdemo.views import model_card
 
 GGUF = ROOT / "tests" / "gguf" / "smolvlm-tiny.gguf"
 try:
@@ -202,6 +206,15 @@ def test_presets_name_their_gguf_builds():
     assert presets.gguf("me/my-model-GGUF:Q8_0", "cpu") == "me/my-model-GGUF:Q8_0"
     with pytest.raises(UserError, match="no llama.cpp build"):
         presets.gguf("qwen3.5-0.8b", "cpu")
+
+
+def test_the_model_card_names_what_a_gguf_build_was_built_from():
+    class Built(LlamaCppEngine):
+        def __init__(self) -> None:  # its status only: no server
+            self._status = EngineStatus("loading", "ggml-org/gemma-4-E2B-it-GGUF", "a local llama.cpp server")
+
+    card = model_card(ChatService(ModelManager(Built()), Budget(), 64))
+    assert "`google/gemma-4-E2B-it` (GGUF weights for llama.cpp)" in card and "Apache-2.0" in card
 
 
 def test_the_app_on_llama_cpp(tmp_path):
