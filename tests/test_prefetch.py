@@ -148,3 +148,25 @@ def test_nothing_is_encoded_ahead_while_the_model_is_busy_and_it_is_asked_again_
     busy.result(timeout=10)
     chat.prefetch([str(photo)]).result(timeout=60)  # the visitor typed on: asked again, now idle
     assert calls == ["vision encoder"]
+
+
+@pytest.mark.parametrize("name", ["smolvlm2-256m-video", "qwen3-vl-2b-instruct", "qwen3.5-0.8b"])
+def test_a_second_picture_does_not_encode_the_first_again(twins, tmp_path, name):
+    """Pictures are kept one by one: a message with the earlier picture and a new one encodes only the new one,
+    and the answer is the one an engine without kept encodings gives."""
+    chat = service(twins[name])
+    rows: list[int] = []  # what each pass of the vision encoder read: tiles (SmolVLM) or patches (Qwen)
+    for role, module in _encoders(chat.models.engine._generator):
+        if role == "vision encoder":
+            module.register_forward_hook(lambda _, args, kwargs, out: rows.append(
+                len(args[0] if args else kwargs.get("pixel_values", kwargs.get("hidden_states")))), with_kwargs=True)
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    Image.new("RGB", (800, 600), "orange").save(first)
+    Image.new("RGB", (600, 800), "teal").save(second)
+    answer(chat, "What is this?", [str(first)])
+    both = answer(chat, "Compare them.", [str(first), str(second)])
+    assert len(rows) == 2 and rows[1] == rows[0]  # one picture's worth: the new one
+    fresh = ChatService(ModelManager(TransformersEngine(str(twins[name]), "cpu", encoder_cache_mb=0)), Budget(), 64)
+    assert both == answer(fresh, "Compare them.", [str(first), str(second)])
+    assert answer(chat, "And the second?", [str(second)]) == answer(fresh, "And the second?", [str(second)])
+    assert len(rows) == 2  # the second picture, encoded in a pair, was kept on its own

@@ -52,27 +52,52 @@ class EncoderCache:
 
         @functools.wraps(method)
         def kept(*args: object, **kwargs: object) -> object:
-            key = None if getattr(_state, "inside", False) else _key(name, signature, args, kwargs)
-            if key is None:
+            if getattr(_state, "inside", False):
                 return method(*args, **kwargs)
-            with self._lock:
-                found = self._kept.get(key)
-                if found is not None:
-                    self._kept.move_to_end(key)
-                    self.hits += 1
-            if found is not None:
-                if self.on_hit:
-                    self.on_hit(name)
-                return found[0]
-            _state.inside = True
-            try:
-                out = method(*args, **kwargs)
-            finally:
-                _state.inside = False
-            self._keep(key, out)
-            return out
+            calls = _per_image(name, signature, args, kwargs)
+            keys = [_key(name, signature, (), call) for call in calls or ()]
+            if not keys or None in keys:  # the call as a whole
+                key = _key(name, signature, args, kwargs)
+                found = self._found(name, key)
+                return found if found is not None else self._encoded(key, method, args, kwargs)
+            # several pictures, each kept on its own (a second picture does not undo the first); the new ones
+            # encoded together
+            outs = [self._found(name, key) for key in keys]
+            new = [i for i, out in enumerate(outs) if out is None]
+            if new:
+                batch = [calls[i] for i in new]  # type: ignore[index]
+                for i, out in zip(new, _parted(self._encoded(None, method, (), _batched(batch)), batch), strict=True):
+                    self._keep(keys[i], out)  # type: ignore[arg-type]
+                    outs[i] = out
+            return _joined(outs)
 
         return kept
+
+    def _found(self, name: str, key: bytes | None) -> object | None:
+        """The kept output for ``key`` (counted as a hit), or ``None``."""
+        if key is None:
+            return None
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+                self.hits += 1
+        if found is None:
+            return None
+        if self.on_hit:
+            self.on_hit(name)
+        return found[0]
+
+    def _encoded(self, key: bytes | None, method: Callable, args: tuple, kwargs: dict) -> object:
+        """``method``'s output (the calls it makes pass through), kept under ``key`` when there is one."""
+        _state.inside = True
+        try:
+            out = method(*args, **kwargs)
+        finally:
+            _state.inside = False
+        if key is not None:
+            self._keep(key, out)
+        return out
 
     def _keep(self, key: bytes, out: object) -> None:
         size = sum(t.numel() * t.element_size() for t in _tensors(out))
@@ -85,6 +110,82 @@ class EncoderCache:
             while self._size > self.max_bytes:
                 _, (_, dropped) = self._kept.popitem(last=False)
                 self._size -= dropped
+
+
+def _per_image(name: str, signature: inspect.Signature, args: tuple, kwargs: dict) -> list[dict] | None:
+    """The call as one call per picture, where the model encodes each picture on its own and the call has
+    several: Qwen-VL's flattened patches with a grid per picture, SmolVLM's tiles (of one request); else ``None``."""
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        return None
+    given = dict(bound.arguments)
+    extra = [k for k, p in signature.parameters.items() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    rest = given.pop(extra[0], {}) if extra else {}  # the forward pass's own settings, passed on as they came
+    pixels = given.get("pixel_values")
+    if name != "get_image_features" or not isinstance(pixels, torch.Tensor):
+        return None
+    if isinstance(given.get("image_grid_thw"), torch.Tensor) and len(given["image_grid_thw"]) > 1:  # Qwen-VL
+        grids = given["image_grid_thw"]
+        rows = torch.split(pixels, grids.prod(-1).tolist())
+        return [{**given, **rest, "pixel_values": part, "image_grid_thw": grids[i:i + 1]}
+                for i, part in enumerate(rows)]
+    mask = given.get("pixel_attention_mask")
+    if set(given) <= {"pixel_values", "pixel_attention_mask"} and pixels.dim() == 5 and len(pixels) == 1:  # SmolVLM
+        real = [i for i in range(pixels.shape[1]) if bool(pixels[0, i].any())]  # (padding tiles are all zeros)
+        if len(real) > 1:
+            return [{**rest, "pixel_values": pixels[:, i:i + 1],
+                     **({"pixel_attention_mask": mask[:, i:i + 1]} if mask is not None else {})} for i in real]
+    return None
+
+
+def _joined(outputs: list) -> object:
+    """One output of several pictures' outputs, as the model gives it for them together: its pictures' features
+    (one per picture, or one per request for SmolVLM) and the encoder's states, in order."""
+    first = outputs[0]
+    pooled = [out.pooler_output for out in outputs]
+    fields = {"last_hidden_state": torch.cat([out.last_hidden_state for out in outputs])}
+    if isinstance(pooled[0], tuple):  # Qwen-VL: a tuple of each picture's features
+        fields["pooler_output"] = tuple(f for features in pooled for f in features)
+    else:  # SmolVLM: a list with one tensor for the request
+        fields["pooler_output"] = [torch.cat([features[0] for features in pooled])]
+    if getattr(first, "deepstack_features", None) is not None:  # Qwen3-VL: per layer, per picture
+        fields["deepstack_features"] = [tuple(f for out in outputs for f in out.deepstack_features[layer])
+                                        for layer in range(len(first.deepstack_features))]
+    return type(first)(**fields)
+
+
+def _batched(calls: list[dict]) -> dict:
+    """One call for several pictures' calls (the inverse of :func:`_per_image`)."""
+    joined = dict(calls[0])
+    if "image_grid_thw" in joined:  # Qwen-VL: the patches one after another
+        joined["pixel_values"] = torch.cat([call["pixel_values"] for call in calls])
+        joined["image_grid_thw"] = torch.cat([call["image_grid_thw"] for call in calls])
+        return joined
+    for name in ("pixel_values", "pixel_attention_mask"):  # SmolVLM: tiles side by side
+        if name in joined:
+            joined[name] = torch.cat([call[name] for call in calls], dim=1)
+    return joined
+
+
+def _parted(out: object, calls: list[dict]) -> list[object]:
+    """The output of a batched call as each picture's own (the inverse of :func:`_joined`)."""
+    count, states = len(calls), out.last_hidden_state  # type: ignore[attr-defined]
+    if "image_grid_thw" in calls[0]:  # Qwen-VL: features per picture; states by patch (or by merged token)
+        rows = [int(call["image_grid_thw"].prod()) for call in calls]
+        pooled = out.pooler_output  # type: ignore[attr-defined]
+        sizes = rows if len(states) == sum(rows) else [len(features) for features in pooled]
+        parts = [{"last_hidden_state": part, "pooler_output": (features,)}
+                 for part, features in zip(torch.split(states, sizes), pooled, strict=True)]
+        deep = getattr(out, "deepstack_features", None)
+        for i, part in enumerate(parts):
+            if deep is not None:
+                part["deepstack_features"] = [(layer[i],) for layer in deep]
+    else:  # SmolVLM: one state row per tile, the request's features in one tensor
+        features = out.pooler_output[0]  # type: ignore[attr-defined]
+        parts = [{"last_hidden_state": state, "pooler_output": [chunk]}
+                 for state, chunk in zip(states.split(1), features.split(len(features) // count), strict=True)]
+    return [type(out)(**part) for part in parts]
 
 
 def _key(name: str, signature: inspect.Signature, args: tuple, kwargs: dict) -> bytes | None:
