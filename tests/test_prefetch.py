@@ -150,7 +150,7 @@ def test_nothing_is_encoded_ahead_while_the_model_is_busy_and_it_is_asked_again_
     assert calls == ["vision encoder"]
 
 
-@pytest.mark.parametrize("name", ["smolvlm2-256m-video", "qwen3-vl-2b-instruct", "qwen3.5-0.8b"])
+@pytest.mark.parametrize("name", ["smolvlm2-256m-video", "qwen3-vl-2b-instruct", "qwen3.5-0.8b", "gemma-4-e2b-it"])
 def test_a_second_picture_does_not_encode_the_first_again(twins, tmp_path, name):
     """Pictures are kept one by one: a message with the earlier picture and a new one encodes only the new one,
     and the answer is the one an engine without kept encodings gives."""

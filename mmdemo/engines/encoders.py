@@ -114,7 +114,8 @@ class EncoderCache:
 
 def _per_image(name: str, signature: inspect.Signature, args: tuple, kwargs: dict) -> list[dict] | None:
     """The call as one call per picture, where the model encodes each picture on its own and the call has
-    several: Qwen-VL's flattened patches with a grid per picture, SmolVLM's tiles (of one request); else ``None``."""
+    several: Qwen-VL's flattened patches with a grid per picture, Gemma 4's padded pictures, SmolVLM's tiles (of
+    one request); else ``None``."""
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError:
@@ -130,6 +131,10 @@ def _per_image(name: str, signature: inspect.Signature, args: tuple, kwargs: dic
         rows = torch.split(pixels, grids.prod(-1).tolist())
         return [{**given, **rest, "pixel_values": part, "image_grid_thw": grids[i:i + 1]}
                 for i, part in enumerate(rows)]
+    ids = given.get("image_position_ids")
+    if isinstance(ids, torch.Tensor) and pixels.dim() == 3 and len(ids) == len(pixels) > 1:  # Gemma 4
+        return [{**given, **rest, "pixel_values": pixels[i:i + 1], "image_position_ids": ids[i:i + 1]}
+                for i in range(len(pixels))]
     mask = given.get("pixel_attention_mask")
     if set(given) <= {"pixel_values", "pixel_attention_mask"} and pixels.dim() == 5 and len(pixels) == 1:  # SmolVLM
         real = [i for i in range(pixels.shape[1]) if bool(pixels[0, i].any())]  # (padding tiles are all zeros)
@@ -145,7 +150,7 @@ def _joined(outputs: list) -> object:
     first = outputs[0]
     pooled = [out.pooler_output for out in outputs]
     fields = {"last_hidden_state": torch.cat([out.last_hidden_state for out in outputs])}
-    if isinstance(pooled[0], tuple):  # Qwen-VL: a tuple of each picture's features
+    if isinstance(pooled[0], tuple):  # Qwen-VL, Gemma 4: a tuple of each picture's features
         fields["pooler_output"] = tuple(f for features in pooled for f in features)
     else:  # SmolVLM: a list with one tensor for the request
         fields["pooler_output"] = [torch.cat([features[0] for features in pooled])]
@@ -158,10 +163,11 @@ def _joined(outputs: list) -> object:
 def _batched(calls: list[dict]) -> dict:
     """One call for several pictures' calls (the inverse of :func:`_per_image`)."""
     joined = dict(calls[0])
-    if "image_grid_thw" in joined:  # Qwen-VL: the patches one after another
-        joined["pixel_values"] = torch.cat([call["pixel_values"] for call in calls])
-        joined["image_grid_thw"] = torch.cat([call["image_grid_thw"] for call in calls])
-        return joined
+    for layout in ("image_grid_thw", "image_position_ids"):  # Qwen-VL: patches one after another; Gemma 4: pictures
+        if layout in joined:
+            joined["pixel_values"] = torch.cat([call["pixel_values"] for call in calls])
+            joined[layout] = torch.cat([call[layout] for call in calls])
+            return joined
     for name in ("pixel_values", "pixel_attention_mask"):  # SmolVLM: tiles side by side
         if name in joined:
             joined[name] = torch.cat([call[name] for call in calls], dim=1)
@@ -171,9 +177,9 @@ def _batched(calls: list[dict]) -> dict:
 def _parted(out: object, calls: list[dict]) -> list[object]:
     """The output of a batched call as each picture's own (the inverse of :func:`_joined`)."""
     count, states = len(calls), out.last_hidden_state  # type: ignore[attr-defined]
-    if "image_grid_thw" in calls[0]:  # Qwen-VL: features per picture; states by patch (or by merged token)
-        rows = [int(call["image_grid_thw"].prod()) for call in calls]
-        pooled = out.pooler_output  # type: ignore[attr-defined]
+    pooled = out.pooler_output  # type: ignore[attr-defined]
+    if isinstance(pooled, tuple):  # Qwen-VL, Gemma 4: features per picture; states by patch or by token
+        rows = [int(call["image_grid_thw"].prod()) for call in calls] if "image_grid_thw" in calls[0] else []
         sizes = rows if len(states) == sum(rows) else [len(features) for features in pooled]
         parts = [{"last_hidden_state": part, "pooler_output": (features,)}
                  for part, features in zip(torch.split(states, sizes), pooled, strict=True)]
@@ -182,7 +188,7 @@ def _parted(out: object, calls: list[dict]) -> list[object]:
             if deep is not None:
                 part["deepstack_features"] = [(layer[i],) for layer in deep]
     else:  # SmolVLM: one state row per tile, the request's features in one tensor
-        features = out.pooler_output[0]  # type: ignore[attr-defined]
+        features = pooled[0]
         parts = [{"last_hidden_state": state, "pooler_output": [chunk]}
                  for state, chunk in zip(states.split(1), features.split(len(features) // count), strict=True)]
     return [type(out)(**part) for part in parts]
