@@ -184,8 +184,8 @@ def _parted(out: object, calls: list[dict]) -> list[object]:
         parts = [{"last_hidden_state": part, "pooler_output": (features,)}
                  for part, features in zip(torch.split(states, sizes), pooled, strict=True)]
         deep = getattr(out, "deepstack_features", None)
-        for i, part in enumerate(parts):
-            if deep is not None:
+        if deep is not None:  # Qwen3-VL: per layer, per picture
+            for i, part in enumerate(parts):
                 part["deepstack_features"] = [(layer[i],) for layer in deep]
     else:  # SmolVLM: one state row per tile, the request's features in one tensor
         features = pooled[0]

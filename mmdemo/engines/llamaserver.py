@@ -8,6 +8,7 @@ import ctypes
 import importlib.util
 import logging
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -100,24 +101,22 @@ class LlamaServer:
         log.info("starting llama.cpp: %s", " ".join(a if a != self.key else "***" for a in args[1:]))
         # The kernel ends the server when the thread that started it ends, not the process: so a thread of its own
         # starts it and lives as long as it runs (reading its log).
-        started: list[subprocess.Popen | OSError] = []
-        keeper = threading.Thread(target=self._keep, args=(args, started), name="llama-server", daemon=True)
-        keeper.start()
-        while not started and keeper.is_alive():
-            time.sleep(0.01)
-        if not started or isinstance(started[0], OSError):
-            raise UserError(f"llama.cpp's server could not be started ({started[0] if started else 'no process'}).")
-        self.proc = started[0]
+        started: queue.Queue[subprocess.Popen | OSError] = queue.Queue(maxsize=1)
+        threading.Thread(target=self._keep, args=(args, started), name="llama-server", daemon=True).start()
+        proc = started.get()
+        if isinstance(proc, OSError):
+            raise UserError(f"llama.cpp's server could not be started ({proc}).")
+        self.proc = proc
 
-    def _keep(self, args: list[str], started: list) -> None:
+    def _keep(self, args: list[str], started: queue.Queue) -> None:
         try:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, errors="replace",
                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         except OSError as exc:
-            started.append(exc)
+            started.put(exc)
             return
-        started.append(proc)
+        started.put(proc)
         assert proc.stdout is not None
         for line in proc.stdout:
             self.tail.append(line.rstrip())
