@@ -78,10 +78,13 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
         api_key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
         engine = OpenAIEngine(base_urls(settings), settings.model, api_key)
     elif settings.engine == "llamacpp":
+        from mmdemo.engines.inputs import IMAGE_TOKENS
         from mmdemo.engines.llamacpp import LlamaCppEngine
 
+        # the CPU's image budget: the llama-server that requirements-llamacpp.txt builds runs on the CPU
         engine = LlamaCppEngine(presets.gguf(settings.model, device), settings.llama_server,
-                                parallel=settings.concurrency, max_image_tokens=settings.max_image_tokens or 256)
+                                parallel=settings.concurrency,
+                                max_image_tokens=settings.max_image_tokens or IMAGE_TOKENS["cpu"])
     else:
         # not checked here: the page comes up at once, and its status line says why a model cannot load
         engine = local_engine(presets.resolve(settings.model, "chat", device))
