@@ -241,17 +241,18 @@ def test_a_crowd_at_the_session_limit_on_every_endpoint(app):
     still_serving(clients[0])
 
 
-def _silence(path, seconds: int, click: int = 0) -> None:
-    """Silence with one click at sample ``click`` (a clip of its own: transcripts are cached by content)."""
+def _clicks(path, seconds: int, first: int = 0) -> None:
+    """Silence with a click every second from sample ``first`` (a clip of its own: transcripts are cached by
+    content); no 30 s window is silent, so each is read, and FLAC keeps ten minutes of it small."""
     samples = np.zeros(16000 * seconds, np.int16)
-    samples[click] = 1000
+    samples[first::16000] = 8000
     soundfile.write(path, samples, 16000, format="FLAC")
 
 
 def test_stop_or_a_disconnect_during_transcription_frees_the_model_thread(app, client, tmp_path):
     clip, other = tmp_path / "ten_minutes.flac", tmp_path / "ten_more_minutes.flac"
-    _silence(clip, 600, click=1)  # the random-weight Whisper writes to its token limit in each 30 s window
-    _silence(other, 600, click=2)
+    _clicks(clip, 600, first=1)  # the random-weight Whisper writes to its token limit in each 30 s window
+    _clicks(other, 600, first=2)
     began, stopped = "transcribing 600.0 s of audio", "transcription of 600.0 s of audio stopped"
     seen = {line: app.log().count(line) for line in (began, stopped)}  # earlier tests may have logged them
     job = client.submit({"text": "", "files": [handle_file(clip)]}, "", 4, 0, 1, api_name="/chat")

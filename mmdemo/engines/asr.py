@@ -4,7 +4,8 @@ Every transcription is bounded: greedy decoding (beams only when configured), ne
 to the clip's length, a time limit per 30 s window, each window its own job on the torch thread (other
 requests run between windows), and a stop at the next decoder layer once its request is stopped.
 Whisper with a published ``generation_config`` (``max_length`` 448, five beams in the pipeline) otherwise
-loops on music, noise or a random-weight model until 448 tokens per beam.
+loops on music, noise or a random-weight model until 448 tokens per beam. Silent windows are not read at all:
+Whisper invents text for silence ("Thank you for watching."), and a long pause would cost a full window.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ MIN_TOKENS = 16
 MAX_TOKENS = 440  # Whisper's decoder holds 448 positions, a few of them the prompt's
 TIME_PER_AUDIO_S = 0.25  # decoding time allowed per second of audio (plus TIME_BASE_S), per window
 TIME_BASE_S = 2.0
+SILENCE_RMS = 10 ** (-55 / 20)  # -55 dBFS: below a quiet room's hum in a recording, far below any speech
 
 
 def windows(samples: np.ndarray, rate: int) -> list[np.ndarray]:
@@ -46,6 +48,13 @@ def windows(samples: np.ndarray, rate: int) -> list[np.ndarray]:
         parts.append(samples[start:cut])
         start = cut
     return [*parts, samples[start:]]
+
+
+def silent(samples: np.ndarray, rate: int) -> bool:
+    """Whether no 100 ms of ``samples`` is louder than ``SILENCE_RMS`` (digital silence, a muted microphone)."""
+    frame = max(1, min(rate // 10, samples.size))
+    frames = samples[: samples.size // frame * frame].reshape(-1, frame).astype(np.float64)
+    return bool(np.sqrt(np.square(frames).mean(axis=1)).max(initial=0.0) < SILENCE_RMS)
 
 
 def token_limit(seconds: float) -> int:
@@ -114,14 +123,16 @@ class WhisperTranscriber(LazyModel):
         seconds = samples.size / self.sampling_rate
         started = time.perf_counter()
         log.info("transcribing %.1f s of audio", seconds)
-        texts = []
+        texts, parts = [], windows(samples, self.sampling_rate)
+        speech = [part for part in parts if not silent(part, self.sampling_rate)]
         try:
-            for window in windows(samples, self.sampling_rate):
+            for window in speech:
                 texts.append(self.workers.run(self._window, window, cancel=cancel))
         except Cancelled:
             log.info("transcription of %.1f s of audio stopped after %.2f s", seconds, time.perf_counter() - started)
             raise
-        log.info("transcribed %.1f s of audio in %.2f s", seconds, time.perf_counter() - started)
+        skipped = f" ({len(parts) - len(speech)} of {len(parts)} windows silent)" if len(speech) < len(parts) else ""
+        log.info("transcribed %.1f s of audio in %.2f s%s", seconds, time.perf_counter() - started, skipped)
         return " ".join(t for t in texts if t)
 
     def _window(self, samples: np.ndarray) -> str:
