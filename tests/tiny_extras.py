@@ -155,10 +155,12 @@ def build_grounding(out: Path, base: Path) -> None:
     train_answer(out, base, Turn.user(TASKS["grounding"].compose(GROUNDING_TARGET), [str(scene)]), GROUNDING_ANSWER)
 
 
-def train_answer(out: Path, base: Path, turn: object, answer: str, think: bool = False, steps: int = 300) -> None:
+def train_answer(out: Path, base: Path, turn: object, answer: str, think: bool = False, steps: int = 300,
+                 lr: float = 3e-3) -> None:
     """The checkpoint at ``base``, trained here for a few seconds to answer ``turn`` (as the app sends it, with
     its default system prompt; ``think``: the template's reasoning switch) with ``answer`` and the template's
-    end of turn; saved to ``out`` with ``base``'s other files."""
+    end of turn; saved to ``out`` with ``base``'s other files. (A larger ``lr`` learns in fewer steps where a
+    step is slow.)"""
     import shutil
 
     from transformers import AutoModelForMultimodalLM
@@ -181,7 +183,7 @@ def train_answer(out: Path, base: Path, turn: object, answer: str, think: bool =
     labels[:, inputs["input_ids"].shape[1]:] = torch.tensor([ids])
     model = one_load_at_a_time(lambda: AutoModelForMultimodalLM.from_pretrained(base, dtype=torch.float32))
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     start = inputs["input_ids"].shape[1]
     for _ in range(steps):
         output = model(**batch, labels=labels)
