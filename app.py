@@ -16,7 +16,7 @@ from mmdemo.chat import ChatService
 from mmdemo.errors import UserError
 from mmdemo.extras import Extras
 from mmdemo.modalities import VIDEO_FRAMES, Budget
-from mmdemo.models import ModelManager
+from mmdemo.models import RETRY_AFTER_S, RETRY_REMOTE_S, ModelManager
 from mmdemo.settings import Settings, base_urls, parse_settings
 from mmdemo.showcase import ExampleCache
 
@@ -95,7 +95,8 @@ def build(settings: Settings) -> tuple[ChatService, Extras]:
                     settings.max_context_audio, max_video_seconds=settings.max_video_seconds,
                     video_fps=settings.video_fps,
                     video_frames=settings.video_frames or VIDEO_FRAMES[presets.device_kind(device)])
-    service = ChatService(ModelManager(engine, transcriber, make_engine), budget, settings.max_new_tokens)
+    retry = RETRY_REMOTE_S if settings.engine == "openai" else RETRY_AFTER_S
+    service = ChatService(ModelManager(engine, transcriber, make_engine, retry), budget, settings.max_new_tokens)
     tts, search, draw = (presets.resolve(getattr(settings, f"{role}_model"), role, device)
                          for role in ("tts", "search", "draw"))
     extras = Extras(

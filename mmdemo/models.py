@@ -19,6 +19,9 @@ from mmdemo.errors import UserError
 log = logging.getLogger(__name__)
 # A failed load (a server not up yet, a network down) is tried again after these pauses, then left failed.
 RETRY_AFTER_S = (5, 10, 20, 40, 80, 160, 300)
+# A remote server is checked with one short request: every 5 s for ten minutes, so /health turns 200 soon after
+# the server is back (a request always checks it at once, whatever the schedule).
+RETRY_REMOTE_S = (5,) * 120
 
 
 class Transcriber(Protocol):
