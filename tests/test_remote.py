@@ -125,19 +125,18 @@ def test_a_server_killed_mid_stream(tiny, tmp_path):
                 server.stop()
 
 
-def test_two_replicas_one_killed(tiny, tmp_path):
-    servers = [Serve(tiny["smolvlm"], tmp_path / f"serve{i}.log") for i in range(2)]
+def test_two_replicas_one_killed(tiny, tmp_path, vision_server):
+    doomed = Serve(tiny["smolvlm"], tmp_path / "serve.log")
     try:
-        engine = OpenAIEngine([s.url for s in servers], servers[0].model, retry_after_s=60)
+        engine = OpenAIEngine([vision_server.url, doomed.url], doomed.model, retry_after_s=60)
         for _ in range(2):  # round-robin reaches both
             assert "".join(engine.stream(user(TEXT), GenerationParams(4, 0.0), threading.Event()))
-        servers[1].stop()
+        doomed.stop()
         for _ in range(4):  # the dead one is skipped; every request is answered
             assert "".join(engine.stream(user(TEXT), GenerationParams(4, 0.0), threading.Event()))
         assert engine._replicas[1].down_until > time.monotonic()
     finally:
-        for server in servers:
-            server.stop()
+        doomed.stop()
 
 
 def test_the_app_on_a_remote_server_down_at_start(tiny, tmp_path):
