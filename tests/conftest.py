@@ -110,7 +110,7 @@ def showcase_app(tiny, tmp_path_factory):
     from helpers import Server
 
     server = Server(tiny["smolvlm"], tiny["whisper"], tmp_path_factory.mktemp("showcase") / "app.log", "--showcase",
-                    ready="example answers cached")
+                    "--max-new-tokens", "48", ready="example answers cached")  # 7 answers of 48 tokens, not 256
     yield server
     server.stop()
 
