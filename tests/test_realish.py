@@ -111,6 +111,28 @@ def test_an_answer_cut_inside_a_character_does_not_end_in_a_replacement_characte
     assert text.startswith("Hi") and "\ufffd" not in text
 
 
+STREAMED = '**Tip:** `[{"bbox_2d":[12,34]}]`\n2. 你好, naïve café 👩‍💻 — done.'
+
+
+@pytest.mark.parametrize("name", [*CHAT_TWINS, "qwen3.5-0.8b", "gemma-4-e2b-it"])
+def test_each_tokens_text_streams_at_once_and_the_pieces_join_to_the_whole_answer(twins, name):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(twins[name])
+    ids = tokenizer.encode(STREAMED, add_special_tokens=False)
+    streamer = BatchingStreamer(tokenizer, 0.0)
+    streamer.put(torch.tensor([[0]]))  # the prompt, skipped
+    streamer.put(torch.tensor([ids[0]]))
+    first = streamer.text_queue.get_nowait()
+    assert first and STREAMED.startswith(first)  # "**" out at once, not held until the next space
+    for token in ids[1:]:
+        streamer.put(torch.tensor([token]))
+    streamer.end()
+    pieces = [first, *streamer]
+    assert "".join(pieces) == tokenizer.decode(ids, skip_special_tokens=True) == STREAMED
+    assert sum(bool(piece) for piece in pieces) > len(STREAMED.split()) + 4  # not word by word
+
+
 @pytest.fixture(scope="module")
 def whisper(twins):
     transcriber = WhisperTranscriber(str(twins["whisper-base"]), "cpu")  # published generation config: 448 tokens

@@ -86,19 +86,34 @@ class BatchingStreamer(TextIteratorStreamer):
         self.interval = interval
         self._pending: list[str] = []
         self._last = 0.0
+        # Where decoding more tokens only ever extends the text (no clean-up of spaces before punctuation), each
+        # token's text is final at once; transformers' streamer holds symbols back until the next space.
+        self._eager = not getattr(tokenizer, "clean_up_tokenization_spaces", False)
 
     def put(self, value: torch.Tensor) -> None:
-        """Take the prompt (skipped), then one step's new tokens at a time."""
+        """Take the prompt (skipped), then one step's new tokens at a time: their text at once (symbols too, so
+        Markdown, code and JSON stream like words), except the first bytes of an unfinished character."""
         if self.watch is not None and not self.next_tokens_are_prompt:
             self.watch.seen(value)
-        super().put(value)
+        if self.next_tokens_are_prompt or not self._eager:
+            super().put(value)
+            return
+        self.token_cache.extend(value.view(-1).tolist())
+        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+        ready = text.rstrip("\ufffd")
+        self.on_finalized_text(ready[self.print_len:])
+        self.print_len = max(self.print_len, len(ready))
+        if text.endswith("\n"):  # as transformers does: a new line starts the cache again, its last token as context
+            self.token_cache = self.token_cache[-1:]
+            self.print_len = len(self.tokenizer.decode(self.token_cache, **self.decode_kwargs))
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         """Buffer ``text``; hand the buffer over when the interval has passed or the stream ends (without the
-        replacement characters an unfinished multi-byte character decodes to)."""
+        replacement characters an unfinished multi-byte character decodes to). The first hand-over waits for
+        text, so the first words are never held back by an empty one."""
         self._pending.append(self._drop.sub("", text) if self._drop else text)
         now = time.monotonic()
-        if stream_end or now - self._last >= self.interval:
+        if stream_end or (now - self._last >= self.interval and (self._last or any(self._pending))):
             self._last = now
             joined, self._pending = "".join(self._pending), []
             if stream_end:  # an answer cut at the token limit inside a character: drop its incomplete bytes
