@@ -43,8 +43,7 @@ def windows(samples: np.ndarray, rate: int) -> list[np.ndarray]:
     size, frame, parts, start = WINDOW_S * rate, rate // 10, [], 0
     while samples.size - start > size:
         tail = samples[start + size * 4 // 5: start + size]
-        energy = np.square(tail[: tail.size // frame * frame]).reshape(-1, frame).mean(axis=1)
-        cut = start + size * 4 // 5 + int(energy.argmin()) * frame
+        cut = start + size * 4 // 5 + int(_power(tail, frame).argmin()) * frame
         parts.append(samples[start:cut])
         start = cut
     return [*parts, samples[start:]]
@@ -53,8 +52,12 @@ def windows(samples: np.ndarray, rate: int) -> list[np.ndarray]:
 def silent(samples: np.ndarray, rate: int) -> bool:
     """Whether no 100 ms of ``samples`` is louder than ``SILENCE_RMS`` (digital silence, a muted microphone)."""
     frame = max(1, min(rate // 10, samples.size))
-    frames = samples[: samples.size // frame * frame].reshape(-1, frame).astype(np.float64)
-    return bool(np.sqrt(np.square(frames).mean(axis=1)).max(initial=0.0) < SILENCE_RMS)
+    return bool(np.sqrt(_power(samples.astype(np.float64), frame)).max(initial=0.0) < SILENCE_RMS)
+
+
+def _power(samples: np.ndarray, frame: int) -> np.ndarray:
+    """The mean square of each whole ``frame`` samples (a partial frame at the end is left out)."""
+    return np.square(samples[: samples.size // frame * frame]).reshape(-1, frame).mean(axis=1)
 
 
 def token_limit(seconds: float) -> int:
