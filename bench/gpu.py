@@ -11,8 +11,9 @@ at once (the plain path with ``--concurrency 8``, one worker thread each; the co
 speed as a fraction of the memory-bandwidth limit (bytes of the weights read per token × tok/s ÷ the GPU's
 bandwidth). ``--history`` also times the compiled path as first built (one 8K cache, the host waiting for every
 token) and with each of its two later changes alone; ``--tune`` recompiles it with inductor's tuning options
-(coordinate-descent tuning; ``mode="max-autotune"``); ``--profile`` records one compiled answer with ``torch.profiler``
-(the GPU's busy time, the top operations, a Chrome trace). Writes the table to ``--out`` after every step, so
+(coordinate-descent tuning; ``mode="max-autotune"``) or with transformers' own attention (``widened``: keys and
+values copied per query head); ``--profile`` records one compiled answer with ``torch.profiler`` (the GPU's busy
+time, the top operations, a Chrome trace). Writes the table to ``--out`` after every step, so
 a run cut short still leaves its rows.
 """
 
@@ -123,19 +124,27 @@ def history(engine: TransformersEngine, args: argparse.Namespace, limit: float |
 
 TUNINGS = {"descent": ("inductor's coordinate-descent tuning", {"mode": None, "options": {
                "triton.cudagraphs": True, "coordinate_descent_tuning": True}}),  # reduce-overhead's cudagraphs too
-           "max-autotune": ("mode max-autotune (inductor's own matrix-product kernels)", {"mode": "max-autotune"})}
+           "max-autotune": ("mode max-autotune (inductor's own matrix-product kernels)", {"mode": "max-autotune"}),
+           "widened": ("transformers' own attention (each key/value head copied per query head)",
+                       {"mode": "reduce-overhead"})}
 
 
 def tuned(engine: TransformersEngine, args: argparse.Namespace, limit: float | None, report: Report) -> None:
-    """The compiled path recompiled with each of inductor's tuning options in ``args.tune`` (the smallest cache
-    only, which a photo and its answer take): one row each, with its warm-up time. Experiments, not the app."""
-    from transformers import CompileConfig
+    """The compiled path recompiled with each of inductor's tuning options in ``args.tune``, or with transformers'
+    own attention (``widened``), the smallest cache only (which a photo and its answer take): one row each, with
+    its warm-up time. Experiments, not the app."""
+    from transformers import AttentionInterface, CompileConfig
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from mmdemo.engines.fastdecode import packed_attention
 
     fast = engine.fast
     sizes, config = fast.sizes, fast.config
     fast.sizes = sizes[:1]
     for key in args.tune:
         name, settings = TUNINGS[key]
+        AttentionInterface.register("sdpa", sdpa_attention_forward if key == "widened" else packed_attention)
+        torch._dynamo.reset()  # compile anew, also where the settings are the engine's own
         fast.config = CompileConfig(dynamic=False, **settings)
         fast.config._compile_all_devices = config._compile_all_devices  # a --device cpu dry run compiles too
         started = time.perf_counter()
@@ -143,6 +152,7 @@ def tuned(engine: TransformersEngine, args: argparse.Namespace, limit: float | N
         name = f"{name}, warm-up {time.perf_counter() - started:.0f} s"
         measure(f"mmdemo engine, compiled decode with {name}", engine, run_engine, args, limit, report, users=False)
     fast.sizes, fast.config = sizes, config
+    AttentionInterface.register("sdpa", packed_attention)
 
 
 def agreement(engine: TransformersEngine, tokens: int) -> str:
@@ -206,7 +216,8 @@ def main() -> None:
     parser.add_argument("--history", action="store_true", help="also the compiled path as first built, and each "
                         "of its two later changes alone")
     parser.add_argument("--tune", nargs="+", choices=sorted(TUNINGS), default=[],
-                        help="also the compiled path recompiled with these of inductor's tuning options")
+                        help="also the compiled path recompiled with these of inductor's tuning options, or with "
+                        "transformers' own attention (widened)")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script on a tiny --model folder")
     args = parser.parse_args()
     args.deadline = time.monotonic() + args.budget_s

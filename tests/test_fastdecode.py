@@ -2,6 +2,7 @@
 plain path for what does not fit, a failed compilation turns it off without failing the request."""
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -46,6 +47,30 @@ def test_compiled_path_gives_the_plain_paths_greedy_answer_with_its_static_cache
         text, stats = answer(compiled)
         assert text == expected and stats.generated_tokens == 24
     assert all(type(u["cache"]).__name__ == "StaticCache" for u in used) and used[0]["cache"] is used[1]["cache"]
+
+
+def test_one_tokens_attention_in_a_compiled_step_groups_query_heads_instead_of_copying_keys(engines, monkeypatch):
+    from transformers.integrations import sdpa_attention
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    widened = []
+    repeat = sdpa_attention.repeat_kv
+    monkeypatch.setattr(sdpa_attention, "repeat_kv", lambda states, n: widened.append(n) or repeat(states, n))
+    module = SimpleNamespace(num_key_value_groups=3, is_causal=True)
+    torch.manual_seed(0)
+    query = torch.randn(2, 1, 6, 16).transpose(1, 2)  # 6 query heads, one token, as a model's attention makes it
+    key, value = torch.randn(2, 2, 40, 16), torch.randn(2, 2, 40, 16)  # 2 key/value heads, a 40-token cache
+    mask = torch.ones(2, 1, 1, 40, dtype=torch.bool)
+    mask[:, :, :, 30:] = mask[1, :, :, :5] = False  # the static cache's empty end; left padding
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query, repeat(key, 3), repeat(value, 3), attn_mask=mask).transpose(1, 2)
+    ours = ALL_ATTENTION_FUNCTIONS["sdpa"]  # as the compiled path registered it
+    for attention in ours, sdpa_attention.sdpa_attention_forward:  # ours, then transformers' own
+        compiled = torch.compile(lambda *args: attention(module, *args)[0], fullgraph=True)  # noqa: B023
+        torch.testing.assert_close(compiled(query, key, value, mask), expected)
+    assert widened == [3, 3]  # transformers' own copied the keys and the values three times over; ours did not
+    assert torch.equal(ours(module, query, key, value, mask)[0],  # not compiled: transformers' own
+                       sdpa_attention.sdpa_attention_forward(module, query, key, value, mask)[0])
 
 
 def test_each_request_gets_the_smallest_cache_it_fits_and_warm_up_compiled_them_all(engines):
