@@ -73,6 +73,19 @@ def test_one_tokens_attention_in_a_compiled_step_groups_query_heads_instead_of_c
                        sdpa_attention.sdpa_attention_forward(module, query, key, value, mask)[0])
 
 
+def test_the_compiled_path_reads_a_long_prompt_in_one_pass_and_the_plain_path_in_chunks(engines, monkeypatch):
+    compiled = engines[1]
+    monkeypatch.setattr(compiled, "prefill_chunk", 8)  # chunks would go through the step, compiled anew per shape
+    chunks = []
+    generate = compiled._generator.generate
+    monkeypatch.setattr(compiled._generator, "generate",
+                        lambda **run: chunks.append(run.get("prefill_chunk_size")) or generate(**run))
+    answer(compiled, 4)
+    monkeypatch.setattr(compiled.fast, "kwargs", lambda *args: {})  # the request fits no cache: the plain path
+    answer(compiled, 4)
+    assert chunks == [None, 8]
+
+
 def test_each_request_gets_the_smallest_cache_it_fits_and_warm_up_compiled_them_all(engines):
     fast = engines[1].fast
     assert sorted(fast._caches) == list(fast.sizes) == [2048, 8192]  # both warmed up at load

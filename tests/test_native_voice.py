@@ -43,6 +43,22 @@ def test_the_model_reads_its_streamed_answer_in_its_own_voice(speaking):
     assert "" in spoken  # while the voice is made after the text, the stream still reports
 
 
+def test_a_spoken_answer_reads_its_prompt_in_one_pass(speaking, monkeypatch):
+    monkeypatch.setattr(speaking, "prefill_chunk", 4)  # a text answer's prompt would be read 4 tokens at a time
+    passes = []  # the talker reads the hidden states of the whole prompt, which a prefill in chunks does not give
+
+    def record(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        passes.append((kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]
+                       ).shape[1])
+
+    hook = speaking._generator.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        _, stats = answer(speaking, SPEAK)
+    finally:
+        hook.remove()
+    assert passes[0] == stats.prompt_tokens > 4 and stats.generated_tokens == 12 and len(stats.speech) > 1
+
+
 def read(model: torch.nn.Module, codes: list[int]) -> tuple[list[np.ndarray], list[int]]:
     """``codes`` through a ``VoiceStream`` as the talker hands them over: (the chunks, how many codes had
     arrived when each came)."""

@@ -148,6 +148,8 @@ class CompiledDecode:
         fast = self.kwargs(stats.prompt_tokens, run["max_new_tokens"])
         try:
             _deferring.on = bool(fast) and self.defer
+            if fast:  # a prompt read in chunks would go through the compiled step, compiled anew for their shapes
+                run = {**run, "prefill_chunk_size": None}
             generator.generate(**run, **fast)
         except (Cancelled, torch.OutOfMemoryError):
             raise

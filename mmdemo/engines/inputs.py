@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 IMAGE_TOKENS = {"cpu": 256, "cuda": 1280}
 _WORD_JOINER = "\u2060"  # invisible; splits a control token typed by a user into plain text
 _AUDIO_PAD_S = 2  # clips are padded to a multiple of this (Qwen-Omni's audio encoder reads 2 s windows)
+PREFILL_CHUNK = 2048  # prompt tokens per forward pass of a long prompt
 
 
 def image_settings(processor: object, max_tokens: int) -> dict:
@@ -179,6 +180,16 @@ def _video_kwargs(messages: list[dict]) -> dict:
                               duration=v["duration"], frames_indices=[round(t * v["fps"]) for t in v["timestamps"]],
                               width=v["video"][0].width, height=v["video"][0].height) for v in videos]
     return {"do_sample_frames": False, "video_metadata": metadata}
+
+
+def prefill_chunks(messages: list[dict], prompt_tokens: int, chunk: int | None = PREFILL_CHUNK) -> dict:
+    """``generate``'s ``prefill_chunk_size`` for a prompt longer than ``chunk`` tokens (None: never), so that the
+    prompt is read ``chunk`` tokens at a time and only one chunk's activations are held at once (a long video,
+    many pictures). Not where the prompt has sound: transformers encodes pictures and video ahead of the prompt,
+    not audio, and cannot split raw inputs."""
+    if chunk is None or prompt_tokens <= chunk or any(p.get("type") == "audio" for p in content_parts(messages)):
+        return {}
+    return {"prefill_chunk_size": chunk}
 
 
 def content_parts(messages: list[dict]) -> list[dict]:

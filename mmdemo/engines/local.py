@@ -18,7 +18,16 @@ from mmdemo.engines.device import free_memory, pick_dtype
 from mmdemo.engines.encoders import EncoderCache
 from mmdemo.engines.failures import generate_error, load_error
 from mmdemo.engines.fastdecode import CompiledDecode
-from mmdemo.engines.inputs import IMAGE_TOKENS, InputBuilder, content_parts, media_tokens, placeholder_id, probe
+from mmdemo.engines.inputs import (
+    IMAGE_TOKENS,
+    PREFILL_CHUNK,
+    InputBuilder,
+    content_parts,
+    media_tokens,
+    placeholder_id,
+    prefill_chunks,
+    probe,
+)
 from mmdemo.engines.progress import reporting
 from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
 from mmdemo.engines.streaming import (
@@ -66,6 +75,8 @@ class TransformersEngine(Engine):
         self._compile = device_kind(device) == "cuda" if compile_decode is None else compile_decode
         self._speech = speech
         self._encoder_cache_bytes = encoder_cache_mb * 2**20
+        # a longer prompt is read this many tokens at a time (``inputs``): on a GPU, whose memory is the limit
+        self.prefill_chunk = PREFILL_CHUNK if device_kind(device) == "cuda" else None
         self.fast: CompiledDecode | None = None
         self.cpu_decode: Switch | None = None  # where the CPU decodes without oneDNN (``cpudecode``)
         self._model = None
@@ -241,7 +252,8 @@ class TransformersEngine(Engine):
         max_new_tokens = self.check_context(stats.prompt_tokens, params.max_new_tokens)
         streamer.watch = Watch(stats, started, self._inputs.mark_ids, opened)
         stop = CancelCheck(cancel, stats)
-        run = dict(inputs, **params.sampling(), streamer=streamer, max_new_tokens=max_new_tokens,
+        run = dict(inputs, **params.sampling(), **prefill_chunks(messages, stats.prompt_tokens, self.prefill_chunk),
+                   streamer=streamer, max_new_tokens=max_new_tokens,
                    stopping_criteria=StoppingCriteriaList([stop]),
                    pad_token_id=self._processor.tokenizer.pad_token_id)
         try:

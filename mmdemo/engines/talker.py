@@ -70,7 +70,8 @@ def speaks(model: torch.nn.Module) -> bool:
 def spoken_answer(model: torch.nn.Module, run: dict, stop: CancelCheck, out: Callable[[Clip], None]) -> None:
     """Answer ``run`` (the text path's ``generate`` arguments) in text and in the model's first voice, handing
     each chunk of audio to ``out`` as (sample rate, mono float32 samples) as soon as it is made."""
-    given = {(f"thinker_{key}" if key in _THINKER_ONLY else key): value for key, value in run.items()}
+    given = {(f"thinker_{key}" if key in _THINKER_ONLY else key): value for key, value in run.items()
+             if key != "prefill_chunk_size"}  # the talker reads the whole prompt's hidden states: not in chunks
     _HEADS[model.config.model_type][1](model, given, stop, out)
 
 
