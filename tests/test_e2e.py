@@ -114,7 +114,11 @@ def test_a_model_that_cannot_load_leaves_the_page_up_saying_why_and_what_to_do(t
     missing = tmp_path / "no-such-model"
     server = Server(missing, tiny["whisper"], tmp_path / "app.log", ready="Could not load the model")
     try:
-        health = httpx.get(server.url + "health", timeout=5)
+        for _ in range(20):  # a retry every few seconds says "loading" for the moment it takes to fail again
+            health = httpx.get(server.url + "health", timeout=5)
+            if health.json()["status"] != "loading":
+                break
+            time.sleep(0.25)
         assert health.status_code == 503 and health.json()["status"] == "failed"
         detail = health.json()["detail"]
         assert "'no-such-model'" in detail and "HF_HUB_OFFLINE=1" in detail and "tests/tiny_models.py" in detail
