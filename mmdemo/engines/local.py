@@ -9,48 +9,29 @@ from collections.abc import Iterator
 from concurrent.futures import Future, wait
 
 import torch
-from transformers import AutoConfig, AutoModelForMultimodalLM, AutoProcessor, StoppingCriteriaList
+from transformers import StoppingCriteriaList
 
-from mmdemo.engines.anatomy import StageClock, capabilities
 from mmdemo.engines.base import Capabilities, Engine, EngineStatus, GenerationParams, GenerationStats
-from mmdemo.engines.cpudecode import Switch, choose, onednn_restored
-from mmdemo.engines.device import free_memory, pick_dtype
-from mmdemo.engines.encoders import EncoderCache
-from mmdemo.engines.failures import generate_error, load_error
+from mmdemo.engines.cpudecode import Switch, onednn_restored
+from mmdemo.engines.device import pick_dtype
+from mmdemo.engines.failures import generate_error
 from mmdemo.engines.fastdecode import CompiledDecode
-from mmdemo.engines.inputs import (
-    IMAGE_TOKENS,
-    PREFILL_CHUNK,
-    InputBuilder,
-    content_parts,
-    media_tokens,
-    placeholder_id,
-    prefill_chunks,
-    probe,
-)
-from mmdemo.engines.progress import reporting
-from mmdemo.engines.scoring import answer_ids, answer_logprobs, turn_end
-from mmdemo.engines.streaming import (
-    HEARTBEAT_S,
-    STREAM_INTERVAL_S,
-    BatchingStreamer,
-    CancelCheck,
-    Watch,
-    specials_except,
-)
-from mmdemo.engines.talker import SPEAKING, spoken_answer
+from mmdemo.engines.inputs import IMAGE_TOKENS, PREFILL_CHUNK, InputBuilder, content_parts, media_tokens, prefill_chunks
+from mmdemo.engines.loading import Loading
+from mmdemo.engines.scoring import answer_ids, answer_logprobs
+from mmdemo.engines.streaming import HEARTBEAT_S, STREAM_INTERVAL_S, BatchingStreamer, CancelCheck, Watch
+from mmdemo.engines.talker import spoken_answer
 from mmdemo.engines.thinking import OPEN
-from mmdemo.engines.workers import TorchWorkers, interruptible, one_load_at_a_time
-from mmdemo.errors import Cancelled, UserError, one_line
+from mmdemo.engines.workers import TorchWorkers
+from mmdemo.errors import Cancelled, UserError
 from mmdemo.grounding import processed_size
-from mmdemo.modalities import MODALITIES
 from mmdemo.presets import device_kind
 from mmdemo.zerogpu import estimate_seconds, on_zerogpu
 
 log = logging.getLogger(__name__)
 
 
-class TransformersEngine(Engine):
+class TransformersEngine(Loading, Engine):
     """Runs any image/audio-text-to-text checkpoint that ``AutoModelForMultimodalLM`` knows."""
 
     def __init__(
@@ -85,115 +66,6 @@ class TransformersEngine(Engine):
         self._capabilities: Capabilities | None = None
         self._token_ids: dict[str, int] = {}  # each modality's placeholder token
         self._status = EngineStatus("loading", model_id, device)
-
-    def check(self) -> None:
-        """Fail fast, before any weights load, when ``model_id`` names no checkpoint."""
-        try:
-            AutoConfig.from_pretrained(self.model_id)
-        except Exception as exc:
-            raise UserError(load_error(self.model_id, exc)) from exc
-
-    def load(self) -> None:
-        """Load processor and model once; later calls return at once (or wait for the first)."""
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is not None:
-                return
-            if self._status.state == "failed":
-                raise UserError(self._status.detail)
-            started = time.perf_counter()
-            try:
-                self.workers.run(one_load_at_a_time, self._load)
-            except Exception as exc:
-                detail = load_error(self.model_id, exc)
-                log.error("loading %s failed: %s", self.model_id, exc, exc_info=not isinstance(exc, OSError))
-                self._status = EngineStatus("failed", self.model_id, self.device, detail)
-                raise UserError(detail) from exc
-            loaded = time.perf_counter() - started
-            warming = "warming up" + (": compiling the decode step (a minute or two)" if self._compile else "")
-            self._status = EngineStatus("loading", self.model_id, self.device, warming)
-            state, detail = "ready", ""
-            try:
-                self._warm_up()
-            except Exception as exc:  # loaded, but a test answer with an image failed: say so, keep serving
-                log.exception("warm-up of %s failed", self.model_id)
-                state, detail = "degraded", f"its test answer failed ({one_line(exc)}); some requests may fail"
-            warm = time.perf_counter() - started - loaded
-            dtype = str(self.dtype).removeprefix("torch.")
-            fast = f", {(self.fast or self.cpu_decode).description}" if self.fast or self.cpu_decode else ""
-            detail = detail or f"{dtype}{fast}, loaded in {loaded:.1f} s, warmed up in {warm:.1f} s"
-            self._status = EngineStatus(state, self.model_id, self.device, detail)
-            log.info("loaded %s on %s: %s", self.model_id, self.device, detail)
-
-    def _progress(self, detail: str) -> None:
-        self._status = EngineStatus("loading", self.model_id, self.device, detail)
-
-    def close(self) -> None:
-        """Free the model's memory (host and GPU); the engine does not answer afterwards."""
-        with self._lock:
-            self._model = self._generator = self._processor = self._clock = self._inputs = None
-            self.fast = None  # it holds the model too
-            self._status = EngineStatus("failed", self.model_id, self.device, "unloaded")
-        self.workers.run(free_memory)
-
-    def _load(self) -> None:
-        # transformers' progress hook is process-wide: set inside the one-load-at-a-time lock, so two engines
-        # loading one after the other never report into each other's status
-        with reporting(self._progress):
-            self._build()
-
-    def _build(self) -> None:
-        config = AutoConfig.from_pretrained(self.model_id)
-        if getattr(config, "enable_audio_output", False) and not (self._speech and config.model_type in SPEAKING):
-            config.enable_audio_output = False  # text out: the speech head stays unloaded (its memory saved)
-        processor = AutoProcessor.from_pretrained(self.model_id)
-        # Weights go straight to the device (no second copy in host memory on the way to a GPU).
-        model = AutoModelForMultimodalLM.from_pretrained(self.model_id, config=config, dtype=self.dtype,
-                                                         device_map=self.device)
-        model.eval()
-        interruptible(model)
-        self._token_ids = {name: token for name, m in MODALITIES.items()
-                           if (token := placeholder_id(processor, m.token)) is not None}
-        self._inputs = InputBuilder(processor, self.max_image_tokens, self._token_ids.get("image"),
-                                    self.processor_kwargs)
-        marks = self._inputs.thinking
-        self._capabilities = capabilities(model, processor, thinking=bool(marks and marks.switch))
-        self._clock = StageClock(model, self.device)
-        self._inputs.check_sanitizer(probe(self._capabilities.image))
-        # Omni models (thinker + talker) generate their text with the thinker.
-        generator = getattr(model, "thinker", model)
-        EncoderCache(generator, self._encoder_cache_bytes, on_hit=self._clock.kept)  # wraps its encoders
-        self._drop = specials_except(processor.tokenizer, self._inputs.marks)
-        self._turn_end = turn_end(processor, generator.generation_config.eos_token_id)
-        if generator.generation_config.eos_token_id is None:  # a checkpoint without an end token of its own:
-            generator.generation_config.eos_token_id = self._turn_end  # it ends where its template ends a turn
-        self._processor = processor
-        self._model, self._generator = model, generator
-        if self._compile:
-            self.fast = CompiledDecode(generator, all_devices=device_kind(self.device) == "cpu")
-
-    def _warm_up(self) -> None:
-        """One short answer through the whole path (and one spoken, where the model speaks), so the first user
-        does not pay for first-call costs; on a CPU, then the decode steps timed with oneDNN and with each way
-        of turning it off (``cpudecode.choose``)."""
-        tokens = 8 if self.fast else 2  # the compiled path captures its graphs in the first decode steps
-
-        def answer(tokens: int = tokens, speak: bool = False) -> float:
-            stats = GenerationStats()
-            params = GenerationParams(tokens, 0.0, speak=speak)
-            for _ in self.stream(probe(self._capabilities.image), params, threading.Event(), stats):
-                pass
-            return stats.tokens_per_s or 0.0
-
-        if self.fast:
-            self.fast.warm_up(answer)
-        else:
-            answer()
-        if self._capabilities.speech:  # the talker's and the vocoder's first call (16 s on an H100) too
-            answer(2, speak=True)
-        if device_kind(self.device) == "cpu":
-            self.cpu_decode = choose(self._generator, lambda: answer(6))
 
     def stream(
         self, messages: list[dict], params: GenerationParams, cancel: threading.Event,
