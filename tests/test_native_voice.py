@@ -221,7 +221,10 @@ def test_qwen3_omni_reads_in_chunks_that_join_as_its_own_decoder_reads_the_whole
     with torch.inference_mode():
         whole = model.code2wav.chunked_decode(torch.stack(frames, dim=-1), chunk_size=CHUNK,
                                               left_context_size=LEFT_CONTEXT).reshape(-1).float().numpy()
-    np.testing.assert_array_equal(np.concatenate([clip for _, clip in stats.speech]), whole)
+    # equal but for the last bits: the engine's decode steps may run without oneDNN (chosen by timing at warm-up,
+    # cpudecode), and a misjoined chunk would be off by the signal itself
+    np.testing.assert_allclose(np.concatenate([clip for _, clip in stats.speech]), whole, rtol=0,
+                               atol=1e-3 * np.abs(whole).max())
     parts = dict(speaking_qwen3.capabilities.parts)  # talker and code2wav: the speech head
     assert parts["speech head"] == sum(p.numel() for m in (model.talker, model.code2wav) for p in m.parameters())
 
